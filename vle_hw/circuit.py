@@ -1,0 +1,465 @@
+"""From derived equations to a behavioural circuit: the component plan.
+
+Each model quantity becomes a node voltage with an explicit scale (DESIGN.md
+section 3): signals (u, u_prosp, r, x, y) in ``signal_volt_per_unit``, errors
+(v, alpha, e, fb) in ``error_volt_per_unit``, weights and biases in
+``weight_volt_per_unit``; model time in ``time_sec_per_unit``.
+
+- A first-order equation tau dx/dt = -x + sum_k g_k y_k (read off the derived
+  du/dt and dv/dt by sympy, which checks that it is linear) is one node: a
+  capacitor C to ground, a leak resistor tau/C and one linear VCCS of gain
+  g_k C / tau per input.
+- The prospective readouts u_prosp (F2) and e (B3), phi, alpha (B1) are
+  B-sources whose expressions are the derived ones, printed by
+  :mod:`vle_hw.spice_expr`: weighted sums of a state and its drive, never a
+  ``ddt()``.
+- Synaptic sums are formed by KCL: one element per synapse injects its current
+  into a summing node with a resistor to ground; fixed weights are linear G
+  elements, plastic ones two-input B-source current sources reading the
+  weight capacitor. Forward and backward paths read the same capacitor.
+- A plastic weight is a capacitor whose B-source current is C s_w / s_t times
+  the derived dW/dt; its initial value is an ``.ic``.
+
+The plan is plain data; :mod:`vle_hw.netlist` turns it into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from vle_hw import derivation as d
+from vle_hw.network import Layer, Network
+from vle_hw.signals import Pwl, Signal, SineSum
+from vle_hw.spec import Spec
+from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Model unit -> SI conversions of one circuit."""
+
+    time_sec: float
+    signal_volt: float
+    error_volt: float
+    weight_volt: float
+
+
+@dataclass(frozen=True)
+class Element:
+    """One deck line: ``name nodes... value``; the name's first letter is the type."""
+
+    name: str
+    nodes: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Model signal = ngspice vector `vector` times `scale`."""
+
+    signal: str
+    vector: str
+    scale: float
+
+
+@dataclass
+class CircuitPlan:
+    title: str
+    header: dict[str, str]
+    sections: list[tuple[str, list[Element]]] = field(default_factory=list)
+    initial: dict[str, float] = field(default_factory=dict)  # node -> volts
+    probes: list[Probe] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    tran_step_sec: float = 0.0
+    tran_stop_sec: float = 0.0
+    max_step_sec: float = 0.0
+
+    def element_count(self) -> int:
+        return sum(len(elements) for _, elements in self.sections)
+
+
+@dataclass(frozen=True)
+class FirstOrder:
+    """tau dx/dt = -x + sum_k gains[k] * input_k, read off a derived expression."""
+
+    tau: float
+    gains: dict[sp.Symbol, float]
+
+
+def first_order(rate: sp.Expr, state: sp.Symbol, inputs: list[sp.Symbol]) -> FirstOrder:
+    """Read tau and the input gains off dx/dt = rate (numeric parameters).
+
+    Raises
+    ------
+    ValueError
+        If `rate` is not linear in the state and the inputs.
+
+    Examples
+    --------
+    >>> fo = first_order((d.alpha - d.v) / 0.1, d.v, [d.alpha])
+    >>> round(fo.tau, 12), fo.gains
+    (0.1, {alpha: 1.0})
+    """
+    variables = [state, *inputs]
+    coeffs = [sp.diff(rate, var) for var in variables]
+    remainder = sp.expand(rate - sum(c * var for c, var in zip(coeffs, variables, strict=True)))
+    if any(c.free_symbols for c in coeffs) or remainder != 0:
+        raise ValueError(f"{rate} is not linear in {variables}; cannot map it to a node")
+    tau = -1.0 / float(coeffs[0])
+    if not tau > 0:
+        raise ValueError(f"{rate}: the node would not be stable (tau = {tau})")
+    return FirstOrder(tau, {var: float(c) * tau for var, c in zip(inputs, coeffs[1:], strict=True)})
+
+
+def _node_cell(
+    prefix: str, node: str, fo: FirstOrder, drives: dict[sp.Symbol, tuple[str, float]],
+    scales: Scales, c_farad: float, node_scale: float,
+) -> list[Element]:
+    """C, leak R and one VCCS per input: a first-order node."""
+    tau_sec = fo.tau * scales.time_sec
+    conductance = c_farad / tau_sec
+    elements = [
+        Element(f"c{prefix}", (node, "0"), number(c_farad)),
+        Element(f"r{prefix}", (node, "0"), number(1.0 / conductance)),
+    ]
+    for sym, gain in fo.gains.items():
+        if gain == 0.0:
+            continue
+        source_node, source_scale = drives[sym]
+        g = conductance * gain * node_scale / source_scale
+        elements.append(
+            Element(f"g{prefix}_{sym.name.lower()}", ("0", node, source_node, "0"), number(g))
+        )
+    return elements
+
+
+def _bv(name: str, node: str, expr: sp.Expr) -> Element:
+    return Element(name, (node, "0"), f"v = {to_spice(expr)}")
+
+
+def _bi_into(name: str, node: str, expr: sp.Expr) -> Element:
+    return Element(name, ("0", node), f"i = {to_spice(expr)}")
+
+
+def _tag(layer: int, neuron: int) -> str:
+    return f"l{layer}_n{neuron}"
+
+
+def max_step(spec: Spec, network: Network, inputs: list[Signal]) -> tuple[float, str]:
+    """Simulator maximum step (model units) and how it was chosen.
+
+    min(shortest tau / steps_per_tau, fastest input feature / steps_per_feature),
+    unless the spec sets ``simulation.max_step``.
+    """
+    sim = spec.simulation
+    if sim.max_step is not None:
+        return sim.max_step, "set by simulation.max_step"
+    taus = [np.min(layer.tau_m) for layer in network.layers]
+    taus += [np.min(layer.tau_r) for layer in network.layers]
+    for layer in network.teacher or ():
+        taus += [np.min(layer.tau_m), np.min(layer.tau_r)]
+    tau_min = float(min(taus))
+    feature = float(min(sig.feature for sig in inputs))
+    by_tau = tau_min / sim.steps_per_tau
+    by_feature = feature / sim.steps_per_feature
+    step = min(by_tau, by_feature)
+    how = (
+        f"min(tau_min {tau_min:g} / steps_per_tau {sim.steps_per_tau:g}, "
+        f"input feature {feature:g} / steps_per_feature {sim.steps_per_feature:g})"
+    )
+    return step, how
+
+
+def _source(name: str, node: str, signal: Signal, scales: Scales) -> Element:
+    src = signal.source
+    if isinstance(src, SineSum):
+        time_units = current_time() / scales.time_sec
+        expr = sp.Float(src.offset)
+        for a, w, p in zip(src.amplitudes, src.omegas, src.phases, strict=True):
+            expr = expr + sp.Float(a) * sp.sin(sp.Float(w) * time_units + sp.Float(p))
+        return _bv(f"b{name}", node, scales.signal_volt * expr)
+    assert isinstance(src, Pwl)
+    pairs = " ".join(
+        f"{number(t * scales.time_sec)} {number(v * scales.signal_volt)}"
+        for t, v in zip(src.times, src.values, strict=True)
+    )
+    repeat = " r=0" if src.period is not None else ""
+    return Element(f"v{name}", (node, "0"), f"pwl({pairs}){repeat}")
+
+
+def plan_behavioural(
+    spec: Spec,
+    network: Network,
+    inputs: list[Signal],
+    targets: list[Signal] | None,
+    header: dict[str, str],
+) -> CircuitPlan:
+    """The behavioural circuit of `network`, driven by `inputs`.
+
+    Parameters
+    ----------
+    spec : Spec
+        For the hardware scales, tolerances and simulated span.
+    network : Network
+    inputs : list of Signal
+    targets : list of Signal or None
+        CSV target channels; None when the teacher in the same deck makes y.
+    header : dict
+        Lines for the deck header (spec hash, tool version).
+
+    Returns
+    -------
+    CircuitPlan
+    """
+    hw = spec.hardware
+    scales = Scales(
+        hw.time_sec_per_unit, hw.signal_volt_per_unit, hw.error_volt_per_unit,
+        hw.weight_volt_per_unit,
+    )
+    s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
+    plastic = network.eta > 0
+    step, how = max_step(spec, network, inputs)
+    plan = CircuitPlan(
+        title=f"vle_hw behavioural deck {network.name}",
+        header={
+            **header,
+            "level": "behavioural",
+            "time_sec_per_unit": number(scales.time_sec),
+            "signal_volt_per_unit": number(s_x),
+            "error_volt_per_unit": number(s_e),
+            "weight_volt_per_unit": number(s_w),
+            "max_step": f"{number(step)} model units: {how}",
+            "initial_state": spec.initial_state,
+        },
+        tran_step_sec=step * scales.time_sec,
+        tran_stop_sec=spec.simulation.t_stop * scales.time_sec,
+        max_step_sec=step * scales.time_sec,
+        options={"reltol": number(spec.simulation.reltol), "vntol": "1e-09",
+                 "abstol": "1e-15", "method": "trap"},
+    )
+    equations = {name: d.derive(name) for name in {lay.phi for lay in network.layers}
+                 | {lay.phi for lay in network.teacher or ()}}
+    g_sum = 1.0 / hw.r_sum_ohm
+
+    # --- sources ----------------------------------------------------------------
+    elements = []
+    for j, signal in enumerate(inputs):
+        elements.append(_source(f"x_n{j}", f"x_n{j}", signal, scales))
+        if isinstance(signal.source, Pwl) and signal.source.max_interp_error:
+            plan.header[f"input_n{j}_table"] = (
+                f"{len(signal.source.times)} points, max interpolation error "
+                f"{signal.source.max_interp_error:.3g} model units"
+            )
+        plan.probes.append(Probe(f"x_n{j}", f"x_n{j}", 1.0 / s_x))
+    out_layer = network.layers[-1]
+    for i in range(out_layer.size):
+        if targets is not None:
+            elements.append(_source(f"y_n{i}", f"y_n{i}", targets[i], scales))
+        else:
+            teacher_out = f"tr_{_tag(out_layer.index, i)}"
+            elements.append(Element(f"ey_n{i}", (f"y_n{i}", "0", teacher_out, "0"), "1.0"))
+        plan.probes.append(Probe(f"y_n{i}", f"y_n{i}", 1.0 / s_x))
+    plan.sections.append(("input and target", elements))
+
+    # --- teacher: forward only, fixed weights --------------------------------------
+    for layer in network.teacher or ():
+        plan.sections.append(
+            (f"teacher layer {layer.index}", _forward_layer(
+                layer, equations[layer.phi], scales, hw.c_mem_farad, g_sum,
+                prefix="t", pre_nodes=_pre_nodes(network, layer.index, "t"),
+                plastic=False, with_errors=False, plan=plan,
+            ))
+        )
+
+    # --- student: forward neurons, error units, synapses ---------------------------
+    for k, layer in enumerate(network.layers):
+        eq = equations[layer.phi]
+        layer_plastic = plastic and layer.plastic
+        elements = _forward_layer(
+            layer, eq, scales, hw.c_mem_farad, g_sum, prefix="",
+            pre_nodes=_pre_nodes(network, layer.index, ""),
+            plastic=layer_plastic, with_errors=True, plan=plan,
+        )
+        next_layer = network.layers[k + 1] if k + 1 < len(network.layers) else None
+        elements += _error_units(
+            layer, next_layer, eq, network, scales, hw.c_mem_farad, g_sum,
+            plastic and next_layer is not None and next_layer.plastic, plan,
+        )
+        if layer_plastic:
+            elements += _plasticity(
+                layer, eq, network, scales, hw.c_weight_farad,
+                _pre_nodes(network, layer.index, ""), plan,
+            )
+        plan.sections.append((f"student layer {layer.index}", elements))
+
+    # --- initial state: weights always; membranes and error units when zero ------
+    if spec.initial_state == "zero":
+        for layer in network.layers:
+            for i in range(layer.size):
+                plan.initial[f"u_{_tag(layer.index, i)}"] = 0.0
+                plan.initial[f"v_{_tag(layer.index, i)}"] = 0.0
+        for layer in network.teacher or ():
+            for i in range(layer.size):
+                plan.initial[f"tu_{_tag(layer.index, i)}"] = 0.0
+    return plan
+
+
+def _pre_nodes(network: Network, index: int, prefix: str) -> list[str]:
+    if index == 1:
+        return [f"x_n{j}" for j in range(network.inputs)]
+    size = network.layers[index - 2].size
+    return [f"{prefix}r_{_tag(index - 1, j)}" for j in range(size)]
+
+
+def _forward_layer(
+    layer: Layer, eq: d.LocalEquations, scales: Scales, c_mem: float, g_sum: float,
+    prefix: str, pre_nodes: list[str], plastic: bool, with_errors: bool,
+    plan: CircuitPlan,
+) -> list[Element]:
+    s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
+    who = "teacher_" if prefix else ""
+    out = []
+    for i in range(layer.size):
+        tag = _tag(layer.index, i)
+        params = {
+            d.tau_m: float(layer.tau_m[i]), d.tau_r: float(layer.tau_r[i]),
+            d.gamma: layer.gamma if with_errors else 0.0,
+        }
+        isyn, u_node = f"{prefix}isyn_{tag}", f"{prefix}u_{tag}"
+        up_node, r_node = f"{prefix}uprosp_{tag}", f"{prefix}r_{tag}"
+        e_node = f"e_{tag}"
+        # synaptic drive I_syn = W r_pre + b, summed by KCL on a resistor
+        out.append(Element(f"r{prefix}isyn_{tag}", (isyn, "0"), number(1.0 / g_sum)))
+        for j, pre in enumerate(pre_nodes):
+            name = f"{prefix}syn_l{layer.index}_i{i}_j{j}"
+            if plastic:
+                w_node = f"w_l{layer.index}_i{i}_j{j}"
+                k = g_sum * s_x / s_w / s_x
+                out.append(_bi_into(
+                    f"b{name}", isyn,
+                    k * node_voltage(w_node) * node_voltage(pre),
+                ))
+            else:
+                gain = g_sum * float(layer.weights[i, j])
+                if gain != 0.0:
+                    out.append(Element(f"g{name}", ("0", isyn, pre, "0"), number(gain)))
+        if layer.biases is not None:
+            if plastic:
+                out.append(Element(
+                    f"g{prefix}bias_{tag}", ("0", isyn, f"b_{tag}", "0"),
+                    number(g_sum * s_x / s_w),
+                ))
+            elif layer.biases[i] != 0.0:
+                out.append(Element(
+                    f"i{prefix}bias_{tag}", ("0", isyn),
+                    f"dc {number(g_sum * s_x * float(layer.biases[i]))}",
+                ))
+        # membrane (F1): a first-order node read off du/dt
+        rate = eq.du_dt.subs(params)
+        if not with_errors:
+            rate = rate.subs(d.e, 0)
+        fo = first_order(rate, d.u, [d.I_syn, d.e])
+        out += _node_cell(
+            f"{prefix}mem_{tag}", u_node, fo,
+            {d.I_syn: (isyn, s_x), d.e: (e_node, s_e)}, scales, c_mem, s_x,
+        )
+        # prospective readout (F2) and rate (F3)
+        up_expr = eq.u_prosp.subs(params).subs({
+            d.u: node_voltage(u_node) / s_x, d.I_syn: node_voltage(isyn) / s_x,
+            d.e: (node_voltage(e_node) / s_e) if with_errors else 0,
+        })
+        out.append(_bv(f"b{prefix}uprosp_{tag}", up_node, s_x * up_expr))
+        r_expr = eq.phi.subs(d.u_prosp, node_voltage(up_node) / s_x)
+        out.append(_bv(f"b{prefix}r_{tag}", r_node, s_x * r_expr))
+        for name, node in (("u", u_node), ("u_prosp", up_node), ("r", r_node)):
+            plan.probes.append(Probe(f"{who}{name}_{tag}", node, 1.0 / s_x))
+        if with_errors and plastic:
+            for j in range(len(pre_nodes)):
+                w_node = f"w_l{layer.index}_i{i}_j{j}"
+                plan.initial[w_node] = float(layer.weights[i, j]) * s_w
+        if with_errors and plastic and layer.biases is not None:
+            plan.initial[f"b_{tag}"] = float(layer.biases[i]) * s_w
+    return out
+
+
+def _error_units(
+    layer: Layer, next_layer: Layer | None, eq: d.LocalEquations, network: Network,
+    scales: Scales, c_mem: float, g_sum: float, next_plastic: bool, plan: CircuitPlan,
+) -> list[Element]:
+    s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
+    out = []
+    for i in range(layer.size):
+        tag = _tag(layer.index, i)
+        params = {d.tau_m: float(layer.tau_m[i]), d.tau_r: float(layer.tau_r[i]),
+                  d.beta: network.beta}
+        up = node_voltage(f"uprosp_{tag}") / s_x
+        alpha_node, v_node, e_node = f"alpha_{tag}", f"v_{tag}", f"e_{tag}"
+        if next_layer is None:
+            alpha = eq.alpha_output.subs(params).subs({
+                d.u_prosp: up, d.y: node_voltage(f"y_n{i}") / s_x,
+            })
+        else:
+            # backward sum fb = W_next^T e_next, by KCL on a resistor
+            fb_node = f"fb_{tag}"
+            out.append(Element(f"rfb_{tag}", (fb_node, "0"), number(1.0 / g_sum)))
+            for k in range(next_layer.size):
+                e_next = f"e_{_tag(next_layer.index, k)}"
+                name = f"back_l{next_layer.index}_i{k}_j{i}"
+                if next_plastic:
+                    w_node = f"w_l{next_layer.index}_i{k}_j{i}"
+                    out.append(_bi_into(
+                        f"b{name}", fb_node,
+                        (g_sum / s_w) * node_voltage(w_node) * node_voltage(e_next),
+                    ))
+                else:
+                    gain = g_sum * float(next_layer.weights[k, i])
+                    if gain != 0.0:
+                        out.append(Element(
+                            f"g{name}", ("0", fb_node, e_next, "0"), number(gain)
+                        ))
+            alpha = eq.alpha_hidden.subs(params).subs({
+                d.u_prosp: up, d.fb: node_voltage(fb_node) / s_e,
+            })
+        out.append(_bv(f"balpha_{tag}", alpha_node, s_e * alpha))
+        # error unit (B2): first-order node read off dv/dt; readout e (B3)
+        fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
+        out += _node_cell(
+            f"err_{tag}", v_node, fo, {d.alpha: (alpha_node, s_e)}, scales, c_mem, s_e
+        )
+        e_expr = eq.e.subs(params).subs({
+            d.v: node_voltage(v_node) / s_e, d.alpha: node_voltage(alpha_node) / s_e,
+        })
+        out.append(_bv(f"be_{tag}", e_node, s_e * e_expr))
+        plan.probes.append(Probe(f"v_{tag}", v_node, 1.0 / s_e))
+        plan.probes.append(Probe(f"e_{tag}", e_node, 1.0 / s_e))
+    return out
+
+
+def _plasticity(
+    layer: Layer, eq: d.LocalEquations, network: Network, scales: Scales,
+    c_weight: float, pre_nodes: list[str], plan: CircuitPlan,
+) -> list[Element]:
+    """Weight capacitors integrating C s_w / s_t * dW/dt (and db/dt)."""
+    s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
+    to_current = c_weight * s_w / scales.time_sec
+    out = []
+    for i in range(layer.size):
+        e = node_voltage(f"e_{_tag(layer.index, i)}") / s_e
+        for j, pre in enumerate(pre_nodes):
+            w_node = f"w_l{layer.index}_i{i}_j{j}"
+            rate = eq.dW_dt.subs({d.eta: network.eta, d.e: e,
+                                  d.r_pre: node_voltage(pre) / s_x})
+            out.append(Element(f"cw_l{layer.index}_i{i}_j{j}", (w_node, "0"),
+                               number(c_weight)))
+            out.append(_bi_into(f"bw_l{layer.index}_i{i}_j{j}", w_node, to_current * rate))
+            plan.probes.append(Probe(w_node, w_node, 1.0 / s_w))
+        if layer.biases is not None:
+            b_node = f"b_{_tag(layer.index, i)}"
+            rate = eq.db_dt.subs({d.eta: network.eta, d.e: e})
+            out.append(Element(f"cb_{_tag(layer.index, i)}", (b_node, "0"), number(c_weight)))
+            out.append(_bi_into(f"bb_{_tag(layer.index, i)}", b_node, to_current * rate))
+            plan.probes.append(Probe(b_node, b_node, 1.0 / s_w))
+    return out

@@ -1,0 +1,167 @@
+"""The ``vle-hw`` command line. Only this module prints, parses arguments or
+configures logging.
+
+Exit codes: 0 every signal within tolerance; 1 some signal out of tolerance;
+2 bad input (spec, paths, an existing output without ``--force``);
+3 ngspice missing or its run failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+from vle_hw.errors import (
+    NgspiceMissingError,
+    NgspiceRunError,
+    OutputExistsError,
+    SpecError,
+)
+
+EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE = 1, 2, 3
+
+
+def _load(spec_path: str | None):
+    from vle_hw.spec import load_spec
+
+    return load_spec(spec_path)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+@click.version_option(package_name="vle_hw")
+@click.option("-v", "--verbose", count=True, help="Log the tool's choices (-vv: debug).")
+def main(verbose: int) -> None:
+    """Turn VLE / GLE learning networks into analog circuits and verify them."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)-7s %(name)s %(message)s")
+    logging.getLogger("PySpice").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Unsupported Ngspice version")
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--latex", is_flag=True, help="Print LaTeX instead of plain text.")
+def derive(spec: str | None, latex: bool) -> None:
+    """Print the derived local equations of every phi in SPEC (default: LagLine)."""
+    from vle_hw.derivation import derive as derive_eq
+    from vle_hw.derivation import render
+
+    try:
+        parsed, _ = _load(spec)
+    except SpecError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    phis = sorted({layer.phi for layer in parsed.network.layers})
+    for name in phis:
+        click.echo(render(derive_eq(name), "latex" if latex else "text"))
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Deck file to write (default: print to standard output).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def netlist(spec: str | None, output: str | None, force: bool) -> None:
+    """Write the behavioural ngspice deck of SPEC (default: LagLine)."""
+    from vle_hw.outputs import check_writable, write_atomic
+    from vle_hw.pipeline import build_deck
+
+    try:
+        parsed, text = _load(spec)
+        if output is not None:
+            check_writable([Path(output)], force)
+        deck = build_deck(parsed, text)
+    except (SpecError, OutputExistsError) as exc:
+        _fail(str(exc), EXIT_INPUT)
+    if output is None:
+        click.echo(deck.text, nl=False)
+    else:
+        try:
+            write_atomic(Path(output), deck.text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INPUT)
+        click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: vle_hw_out/<spec name>).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Result JSON path (default: <out>/result.json).")
+@click.option("--deck", "deck_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the deck (default: <out>/<name>.cir).")
+@click.option("--traces", "trace_format", type=click.Choice(["npz", "csv"]),
+              default="npz", show_default=True, help="Trace file format.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
+    """Derive, build, simulate in ngspice and check SPEC against the ODE reference.
+
+    With no SPEC, runs the embedded LagLine teacher-student example.
+    """
+    from vle_hw.compare import summary_table
+    from vle_hw.pipeline import VerifyPaths
+    from vle_hw.pipeline import verify as run_verify
+
+    started = time.perf_counter()
+    try:
+        parsed, text = _load(spec)
+        paths = VerifyPaths.default(
+            Path(out_dir) if out_dir else Path("vle_hw_out") / parsed.name,
+            parsed.name,
+            Path(json_path) if json_path else None,
+            Path(deck_path) if deck_path else None,
+            trace_format,
+        )
+        click.echo(
+            f"verify {parsed.name}: t_stop = {parsed.simulation.t_stop:g} model units, "
+            f"eta = {parsed.network.eta:g}; running ngspice and the ODE reference..."
+        )
+        result = run_verify(parsed, text, paths, force=force)
+    except (SpecError, OutputExistsError) as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except NgspiceMissingError as exc:
+        _fail(str(exc), EXIT_NGSPICE)
+    except NgspiceRunError as exc:
+        _fail(str(exc), EXIT_NGSPICE)
+    except OSError as exc:
+        _fail(f"cannot write outputs: {exc}", EXIT_INPUT)
+
+    comparison = result.comparison
+    click.echo(summary_table(comparison))
+    click.echo("")
+    for cls, row in sorted(comparison.by_class().items()):
+        click.echo(
+            f"class {cls:<16} worst nrmse {row['nrmse_max']:.2e}  "
+            f"max abs err {row['max_abs_err']:.2e}"
+        )
+    t = result.timings
+    click.echo(
+        f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, ODE {t.get('ode_sec', 0):.1f} s, "
+        f"total {time.perf_counter() - started:.1f} s"
+    )
+    click.echo(
+        f"deck {result.paths.deck}\ntraces {result.paths.traces}\n"
+        f"result {result.paths.json}\nfigure {result.paths.figure}"
+    )
+    if comparison.ok:
+        click.echo(
+            f"PASS: every signal within nrmse {comparison.tol_nrmse:g} "
+            f"(weights within {comparison.tol_weight_rel:g} of their movement)"
+        )
+        sys.exit(0)
+    click.echo(f"FAIL: {', '.join(comparison.failing())}", err=True)
+    sys.exit(EXIT_FAIL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Writing result files: never over an existing file unless asked, always atomic.
+
+Each file is written to a temporary file in the same folder and renamed into
+place, so a crash or a full disk leaves either the old file or none, never a
+truncated one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vle_hw.errors import OutputExistsError
+
+
+def check_writable(paths: list[Path], force: bool) -> None:
+    """Refuse existing outputs (unless `force`) before any work is done.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming every existing file and the ``--force`` fix.
+    """
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise OutputExistsError(
+            f"output file(s) already exist: {', '.join(existing)}; choose another "
+            "--out folder or pass --force to overwrite them."
+        )
+    for path in paths:
+        if path.exists() and path.is_dir():
+            raise OutputExistsError(f"output path {path} is a folder, not a file.")
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()

@@ -1,0 +1,187 @@
+"""The main job: derive -> plan -> netlist -> ngspice and ODE -> compare -> report.
+
+``build_deck`` and ``verify`` are library functions (no printing, no argument
+parsing); the CLI wraps them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vle_hw import __version__
+from vle_hw.circuit import plan_behavioural
+from vle_hw.compare import Comparison, compare
+from vle_hw.netlist import Deck, write_deck
+from vle_hw.network import build_network
+from vle_hw.outputs import check_writable, npz_bytes, write_atomic
+from vle_hw.reference import simulate_reference
+from vle_hw.report import verify_figure
+from vle_hw.runner import find_ngspice_library, start_run
+from vle_hw.signals import build_inputs, build_targets
+from vle_hw.spec import Spec, spec_hash
+
+log = logging.getLogger(__name__)
+
+
+def build_deck(spec: Spec, spec_text: str) -> Deck:
+    """The behavioural ngspice deck of `spec` (deterministic to the byte).
+
+    Examples
+    --------
+    >>> from vle_hw.spec import load_spec
+    >>> spec, text = load_spec()
+    >>> deck = build_deck(spec, text)
+    >>> deck.text.splitlines()[0]
+    'vle_hw behavioural deck lagline'
+    """
+    network = build_network(spec)
+    inputs = build_inputs(spec)
+    targets = build_targets(spec)
+    header = {"tool_version": __version__, "spec_hash": spec_hash(spec_text)}
+    return write_deck(plan_behavioural(spec, network, inputs, targets, header))
+
+
+@dataclass
+class VerifyPaths:
+    """Every file a verify run writes."""
+
+    out_dir: Path
+    deck: Path
+    traces: Path
+    json: Path
+    figure: Path
+    ngspice_dir: Path
+
+    @classmethod
+    def default(
+        cls, out_dir: Path, name: str, json_path: Path | None = None,
+        deck_path: Path | None = None, trace_format: str = "npz",
+    ) -> VerifyPaths:
+        return cls(
+            out_dir=out_dir,
+            deck=deck_path or out_dir / f"{name}.cir",
+            traces=out_dir / f"traces.{trace_format}",
+            json=json_path or out_dir / "result.json",
+            figure=out_dir / "verify.png",
+            ngspice_dir=out_dir / "ngspice",
+        )
+
+    def files(self) -> list[Path]:
+        return [self.deck, self.traces, self.json, self.figure]
+
+
+@dataclass
+class VerifyResult:
+    comparison: Comparison
+    paths: VerifyPaths
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.comparison.ok
+
+
+def verify(
+    spec: Spec, spec_text: str, paths: VerifyPaths, force: bool = False
+) -> VerifyResult:
+    """Run the whole verification of `spec` and write every output.
+
+    Parameters
+    ----------
+    spec : Spec
+        Validated spec.
+    spec_text : str
+        Its source text (hashed into the deck header).
+    paths : VerifyPaths
+        Output files; none is overwritten unless `force`.
+    force : bool
+
+    Returns
+    -------
+    VerifyResult
+
+    Raises
+    ------
+    OutputExistsError
+        If an output exists and `force` is false (checked before any work).
+    NgspiceMissingError, NgspiceRunError
+        If ngspice is missing or its run fails.
+    """
+    check_writable(paths.files(), force)
+    find_ngspice_library()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    # --- build: network, inputs, deck --------------------------------------------
+    network = build_network(spec)
+    inputs = build_inputs(spec)
+    targets = build_targets(spec)
+    deck = build_deck(spec, spec_text)
+    write_atomic(paths.deck, deck.text)
+    timings["build_sec"] = time.perf_counter() - started
+
+    # --- simulate: ngspice in a worker while the ODE runs here --------------------
+    handle = start_run(deck, paths.deck, paths.ngspice_dir, spec.simulation.timeout_sec)
+    t0 = time.perf_counter()
+    try:
+        reference = simulate_reference(
+            network, inputs, spec.simulation.t_stop, spec.initial_state, targets
+        )
+    except BaseException:
+        handle.process.kill()
+        raise
+    timings["ode_sec"] = time.perf_counter() - t0
+    spice = handle.result()
+    timings["spice_wall_sec"] = float(spice.meta.get("wall_sec") or 0.0)
+    t0 = time.perf_counter()
+    ode = reference.trace(spice.t)
+    timings["ode_eval_sec"] = time.perf_counter() - t0
+
+    # --- compare and report -------------------------------------------------------
+    comparison = compare(
+        ode, spice, spec.tolerances.nrmse, spec.tolerances.weight_rel
+    )
+    out_layer = network.layers[-1].index
+    figure = verify_figure(
+        ode, spice, f"r_l{out_layer}_n0", f"e_l{out_layer}_n0"
+    )
+    write_atomic(paths.figure, figure)
+    if paths.traces.suffix == ".csv":
+        text = "# ode\n" + ode.csv_text() + "# spice\n" + spice.csv_text()
+        write_atomic(paths.traces, text)
+    else:
+        write_atomic(
+            paths.traces, npz_bytes({**ode.npz_bytes("ode__"), **spice.npz_bytes("spice__")})
+        )
+    timings["total_sec"] = time.perf_counter() - started
+    info = {
+        "spec": spec.name,
+        "spec_hash": spec_hash(spec_text),
+        "tool_version": __version__,
+        "level": "behavioural",
+        "deck": str(paths.deck),
+        "traces": str(paths.traces),
+        "figure": str(paths.figure),
+        "ngspice_log": spice.meta.get("log"),
+        "spice_points": len(spice.t),
+        "ode_solver": reference.stats,
+        "max_step_sec": deck.text and _header_value(deck.text, "max_step"),
+        "timings": timings,
+    }
+    result = VerifyResult(comparison, paths, timings, info)
+    write_atomic(
+        paths.json, json.dumps({**info, **comparison.to_dict()}, indent=2, sort_keys=True)
+    )
+    return result
+
+
+def _header_value(text: str, key: str) -> str | None:
+    for line in text.splitlines()[1:40]:
+        if line.startswith(f"* {key}: "):
+            return line.split(": ", 1)[1]
+    return None

@@ -1,0 +1,227 @@
+"""Run a deck in real ngspice (shared library, through PySpice) in a worker process.
+
+ngspice is one instance per process and a crash takes its process with it, so
+every run gets a fresh spawned worker with a timeout. The worker loads the deck
+text, runs it, and writes the probed vectors to an ``.npz`` file and the full
+ngspice output to a log beside it; the parent reads the vectors back into model
+units through the deck's probe map. This is the only module that touches
+ngspice or PySpice; another engine can replace it behind ``start_run``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vle_hw.errors import NgspiceMissingError, NgspiceRunError
+from vle_hw.netlist import Deck
+from vle_hw.trace import Trace
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "sudo apt-get install ngspice libngspice0-dev"
+_ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
+
+
+def find_ngspice_library() -> str:
+    """Path or soname of a loadable ngspice shared library.
+
+    Honours ``NGSPICE_LIBRARY_PATH``; otherwise tries ``libngspice.so`` (from
+    libngspice0-dev, which PySpice expects) and ``libngspice.so.0``.
+
+    Raises
+    ------
+    NgspiceMissingError
+        With the install command, if none loads.
+    """
+    candidates = []
+    if os.environ.get("NGSPICE_LIBRARY_PATH"):
+        candidates.append(os.environ["NGSPICE_LIBRARY_PATH"])
+    candidates += ["libngspice.so", "libngspice.so.0"]
+    for name in candidates:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return name
+    raise NgspiceMissingError(
+        f"the ngspice shared library was not found (tried {', '.join(candidates)}); "
+        f"install it with: {INSTALL_HINT}"
+    )
+
+
+def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> None:
+    """Body of the worker process: run ngspice, write vectors, log and status."""
+    out = Path(out_dir)
+    status: dict = {"ok": False}
+    lines: list[str] = []
+    try:
+        os.environ["NGSPICE_LIBRARY_PATH"] = library
+        logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+
+        ngspice = NgSpiceShared.new_instance()
+        started = time.perf_counter()
+        try:
+            ngspice.load_circuit(deck_text)
+            ngspice.run()
+        except Exception as exc:  # PySpice raises on ngspice error lines
+            status["error"] = f"{type(exc).__name__}: {exc}"
+        status["wall_sec"] = time.perf_counter() - started
+        lines = [*ngspice.stdout.splitlines(), *ngspice.stderr.splitlines()]
+        if "error" not in status:
+            plot = ngspice.plot(None, ngspice.last_plot)
+            arrays = {"time": np.asarray(plot["time"].to_waveform(), dtype=float)}
+            missing = []
+            for name in vectors:
+                if name in plot:
+                    arrays[name] = np.asarray(plot[name].to_waveform(), dtype=float)
+                else:
+                    missing.append(name)
+            if missing:
+                status["error"] = f"ngspice produced no vector for {missing}"
+            else:
+                np.savez(out / "vectors.npz", **arrays)
+                status["ok"] = True
+                status["points"] = int(len(arrays["time"]))
+        ngspice.remove_circuit()
+        ngspice.destroy()
+    except Exception as exc:  # reported to the parent, which raises
+        status["error"] = f"{type(exc).__name__}: {exc}"
+    (out / "ngspice.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "status.json").write_text(json.dumps(status), encoding="utf-8")
+
+
+@dataclass
+class RunHandle:
+    """A running ngspice worker; ``result()`` waits and returns the trace."""
+
+    deck: Deck
+    deck_path: Path
+    out_dir: Path
+    process: multiprocessing.Process
+    timeout_sec: float
+    started: float
+
+    def result(self) -> Trace:
+        """Wait for the worker and read its vectors back in model units.
+
+        Raises
+        ------
+        NgspiceRunError
+            On a timeout, a crash, an ngspice error or a run that stopped early.
+        """
+        remaining = self.timeout_sec - (time.perf_counter() - self.started)
+        self.process.join(max(remaining, 0.0))
+        log_path = self.out_dir / "ngspice.log"
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+            raise NgspiceRunError(
+                f"ngspice did not finish {self.deck_path} within "
+                f"simulation.timeout_sec = {self.timeout_sec:g} s; raise the timeout "
+                "or shorten simulation.t_stop."
+            )
+        status_path = self.out_dir / "status.json"
+        if not status_path.exists():
+            raise NgspiceRunError(
+                f"the ngspice worker for {self.deck_path} crashed (exit code "
+                f"{self.process.exitcode}) before reporting; see {log_path} if present."
+            )
+        status = json.loads(status_path.read_text(encoding="utf-8"))
+        log_lines = log_path.read_text(encoding="utf-8").splitlines()
+        for line in log_lines:
+            if "warning" in line.lower():
+                log.warning("ngspice said: %s", line.strip())
+        if not status.get("ok"):
+            raise NgspiceRunError(
+                f"ngspice failed on {self.deck_path}: {status.get('error')}. "
+                f"{_diagnose(log_lines)}Full log: {log_path}"
+            )
+        errors = [
+            line for line in log_lines
+            if any(marker in line.lower() for marker in _ERROR_MARKERS)
+        ]
+        data = np.load(self.out_dir / "vectors.npz")
+        t_sec = data["time"]
+        stop = self.deck.tran_stop_sec
+        if errors or len(t_sec) < 2 or t_sec[-1] < stop * (1 - 1e-9):
+            reached = float(t_sec[-1]) if len(t_sec) else 0.0
+            raise NgspiceRunError(
+                f"ngspice stopped at t = {reached:.6g} s of {stop:.6g} s in "
+                f"{self.deck_path}: {errors[0].strip() if errors else 'no error line'}. "
+                f"{_diagnose(log_lines)}Full log: {log_path}"
+            )
+        signals = {
+            probe.signal: data[probe.vector] * probe.scale for probe in self.deck.probes
+        }
+        t_model = t_sec / self.deck.time_sec_per_unit
+        meta = {"wall_sec": status.get("wall_sec"), "points": status.get("points"),
+                "log": str(log_path)}
+        log.info(
+            "ngspice done deck=%s wall_sec=%.2f points=%d log=%s",
+            self.deck_path, status.get("wall_sec", 0.0), len(t_sec), log_path,
+        )
+        return Trace(t_model, signals, "spice", meta=meta)
+
+
+def _diagnose(log_lines: list[str]) -> str:
+    text = "\n".join(log_lines).lower()
+    causes = []
+    if "singular matrix" in text:
+        causes.append("a node without a DC path to ground (a capacitor fed only "
+                      "by current sources needs an .ic)")
+    if "timestep too small" in text:
+        causes.append("a discontinuity or an unstable loop (check gamma and the "
+                      "maximum step)")
+    return f"Likely causes: {'; '.join(causes)}. " if causes else ""
+
+
+def start_run(deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float) -> RunHandle:
+    """Start ngspice on `deck` in a fresh worker process.
+
+    Parameters
+    ----------
+    deck : Deck
+        Text and probe map (see :func:`vle_hw.netlist.write_deck`).
+    deck_path : Path
+        Where the deck was written, named in messages.
+    out_dir : Path
+        Folder for the worker's vectors, status and full ngspice log.
+    timeout_sec : float
+        Wall-clock limit; the worker is killed past it.
+
+    Raises
+    ------
+    NgspiceMissingError
+        If the ngspice shared library cannot be loaded.
+    """
+    library = find_ngspice_library()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("status.json", "vectors.npz"):
+        (out_dir / stale).unlink(missing_ok=True)
+    vectors = sorted({probe.vector for probe in deck.probes})
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_worker, args=(deck.text, vectors, str(out_dir), library), daemon=True
+    )
+    started = time.perf_counter()
+    process.start()
+    log.info("ngspice start deck=%s timeout_sec=%g", deck_path, timeout_sec)
+    return RunHandle(deck, deck_path, out_dir, process, timeout_sec, started)
+
+
+def run_deck(deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float) -> Trace:
+    """Run `deck` in ngspice and return its trace (blocking)."""
+    return start_run(deck, deck_path, out_dir, timeout_sec).result()
