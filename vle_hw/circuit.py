@@ -32,7 +32,7 @@ import sympy as sp
 
 from vle_hw import derivation as d
 from vle_hw.network import Layer, Network
-from vle_hw.signals import Pwl, Signal, SineSum
+from vle_hw.signals import T_MODEL, Analytic, Pwl, Signal, SineSum
 from vle_hw.spec import Spec
 from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
 
@@ -76,6 +76,7 @@ class CircuitPlan:
     tran_step_sec: float = 0.0
     tran_stop_sec: float = 0.0
     max_step_sec: float = 0.0
+    raw_name: str = "vle_hw"
 
     def element_count(self) -> int:
         return sum(len(elements) for _, elements in self.sections)
@@ -105,18 +106,29 @@ def first_order(rate: sp.Expr, state: sp.Symbol, inputs: list[sp.Symbol]) -> Fir
     """
     variables = [state, *inputs]
     coeffs = [sp.diff(rate, var) for var in variables]
-    remainder = sp.expand(rate - sum(c * var for c, var in zip(coeffs, variables, strict=True)))
+    remainder = sp.expand(
+        rate - sum(c * var for c, var in zip(coeffs, variables, strict=True))
+    )
     if any(c.free_symbols for c in coeffs) or remainder != 0:
-        raise ValueError(f"{rate} is not linear in {variables}; cannot map it to a node")
+        raise ValueError(
+            f"{rate} is not linear in {variables}; cannot map it to a node"
+        )
     tau = -1.0 / float(coeffs[0])
     if not tau > 0:
         raise ValueError(f"{rate}: the node would not be stable (tau = {tau})")
-    return FirstOrder(tau, {var: float(c) * tau for var, c in zip(inputs, coeffs[1:], strict=True)})
+    return FirstOrder(
+        tau, {var: float(c) * tau for var, c in zip(inputs, coeffs[1:], strict=True)}
+    )
 
 
 def _node_cell(
-    prefix: str, node: str, fo: FirstOrder, drives: dict[sp.Symbol, tuple[str, float]],
-    scales: Scales, c_farad: float, node_scale: float,
+    prefix: str,
+    node: str,
+    fo: FirstOrder,
+    drives: dict[sp.Symbol, tuple[str, float]],
+    scales: Scales,
+    c_farad: float,
+    node_scale: float,
 ) -> list[Element]:
     """C, leak R and one VCCS per input: a first-order node."""
     tau_sec = fo.tau * scales.time_sec
@@ -131,7 +143,11 @@ def _node_cell(
         source_node, source_scale = drives[sym]
         g = conductance * gain * node_scale / source_scale
         elements.append(
-            Element(f"g{prefix}_{sym.name.lower()}", ("0", node, source_node, "0"), number(g))
+            Element(
+                f"g{prefix}_{sym.name.lower()}",
+                ("0", node, source_node, "0"),
+                number(g),
+            )
         )
     return elements
 
@@ -181,6 +197,9 @@ def _source(name: str, node: str, signal: Signal, scales: Scales) -> Element:
         for a, w, p in zip(src.amplitudes, src.omegas, src.phases, strict=True):
             expr = expr + sp.Float(a) * sp.sin(sp.Float(w) * time_units + sp.Float(p))
         return _bv(f"b{name}", node, scales.signal_volt * expr)
+    if isinstance(src, Analytic):
+        expr = src.expr.subs(T_MODEL, current_time() / scales.time_sec)
+        return _bv(f"b{name}", node, scales.signal_volt * expr)
     assert isinstance(src, Pwl)
     pairs = " ".join(
         f"{number(t * scales.time_sec)} {number(v * scales.signal_volt)}"
@@ -216,7 +235,9 @@ def plan_behavioural(
     """
     hw = spec.hardware
     scales = Scales(
-        hw.time_sec_per_unit, hw.signal_volt_per_unit, hw.error_volt_per_unit,
+        hw.time_sec_per_unit,
+        hw.signal_volt_per_unit,
+        hw.error_volt_per_unit,
         hw.weight_volt_per_unit,
     )
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
@@ -237,21 +258,33 @@ def plan_behavioural(
         tran_step_sec=step * scales.time_sec,
         tran_stop_sec=spec.simulation.t_stop * scales.time_sec,
         max_step_sec=step * scales.time_sec,
-        options={"reltol": number(spec.simulation.reltol), "vntol": "1e-09",
-                 "abstol": "1e-15", "method": "trap"},
+        raw_name=network.name,
+        options={
+            "reltol": number(spec.simulation.reltol),
+            "vntol": "1e-09",
+            "abstol": "1e-15",
+            "method": "trap",
+        },
     )
-    equations = {name: d.derive(name) for name in {lay.phi for lay in network.layers}
-                 | {lay.phi for lay in network.teacher or ()}}
+    equations = {
+        name: d.derive(name)
+        for name in {lay.phi for lay in network.layers}
+        | {lay.phi for lay in network.teacher or ()}
+    }
     g_sum = 1.0 / hw.r_sum_ohm
 
     # --- sources ----------------------------------------------------------------
     elements = []
     for j, signal in enumerate(inputs):
         elements.append(_source(f"x_n{j}", f"x_n{j}", signal, scales))
-        if isinstance(signal.source, Pwl) and signal.source.max_interp_error:
-            plan.header[f"input_n{j}_table"] = (
-                f"{len(signal.source.times)} points, max interpolation error "
-                f"{signal.source.max_interp_error:.3g} model units"
+        if isinstance(signal.source, Analytic):
+            plan.header[f"input_n{j}_source"] = (
+                f"{signal.name} closed form, max deviation from the exact signal "
+                f"{signal.source.max_error:.3g} model units"
+            )
+        elif isinstance(signal.source, Pwl):
+            plan.header[f"input_n{j}_source"] = (
+                f"{signal.name} table of {len(signal.source.times)} points"
             )
         plan.probes.append(Probe(f"x_n{j}", f"x_n{j}", 1.0 / s_x))
     out_layer = network.layers[-1]
@@ -260,18 +293,30 @@ def plan_behavioural(
             elements.append(_source(f"y_n{i}", f"y_n{i}", targets[i], scales))
         else:
             teacher_out = f"tr_{_tag(out_layer.index, i)}"
-            elements.append(Element(f"ey_n{i}", (f"y_n{i}", "0", teacher_out, "0"), "1.0"))
+            elements.append(
+                Element(f"ey_n{i}", (f"y_n{i}", "0", teacher_out, "0"), "1.0")
+            )
         plan.probes.append(Probe(f"y_n{i}", f"y_n{i}", 1.0 / s_x))
     plan.sections.append(("input and target", elements))
 
     # --- teacher: forward only, fixed weights --------------------------------------
     for layer in network.teacher or ():
         plan.sections.append(
-            (f"teacher layer {layer.index}", _forward_layer(
-                layer, equations[layer.phi], scales, hw.c_mem_farad, g_sum,
-                prefix="t", pre_nodes=_pre_nodes(network, layer.index, "t"),
-                plastic=False, with_errors=False, plan=plan,
-            ))
+            (
+                f"teacher layer {layer.index}",
+                _forward_layer(
+                    layer,
+                    equations[layer.phi],
+                    scales,
+                    hw.c_mem_farad,
+                    g_sum,
+                    prefix="t",
+                    pre_nodes=_pre_nodes(network, layer.index, "t"),
+                    plastic=False,
+                    with_errors=False,
+                    plan=plan,
+                ),
+            )
         )
 
     # --- student: forward neurons, error units, synapses ---------------------------
@@ -279,19 +324,38 @@ def plan_behavioural(
         eq = equations[layer.phi]
         layer_plastic = plastic and layer.plastic
         elements = _forward_layer(
-            layer, eq, scales, hw.c_mem_farad, g_sum, prefix="",
+            layer,
+            eq,
+            scales,
+            hw.c_mem_farad,
+            g_sum,
+            prefix="",
             pre_nodes=_pre_nodes(network, layer.index, ""),
-            plastic=layer_plastic, with_errors=True, plan=plan,
+            plastic=layer_plastic,
+            with_errors=True,
+            plan=plan,
         )
         next_layer = network.layers[k + 1] if k + 1 < len(network.layers) else None
         elements += _error_units(
-            layer, next_layer, eq, network, scales, hw.c_mem_farad, g_sum,
-            plastic and next_layer is not None and next_layer.plastic, plan,
+            layer,
+            next_layer,
+            eq,
+            network,
+            scales,
+            hw.c_mem_farad,
+            g_sum,
+            plastic and next_layer is not None and next_layer.plastic,
+            plan,
         )
         if layer_plastic:
             elements += _plasticity(
-                layer, eq, network, scales, hw.c_weight_farad,
-                _pre_nodes(network, layer.index, ""), plan,
+                layer,
+                eq,
+                network,
+                scales,
+                hw.c_weight_farad,
+                _pre_nodes(network, layer.index, ""),
+                plan,
             )
         plan.sections.append((f"student layer {layer.index}", elements))
 
@@ -315,8 +379,15 @@ def _pre_nodes(network: Network, index: int, prefix: str) -> list[str]:
 
 
 def _forward_layer(
-    layer: Layer, eq: d.LocalEquations, scales: Scales, c_mem: float, g_sum: float,
-    prefix: str, pre_nodes: list[str], plastic: bool, with_errors: bool,
+    layer: Layer,
+    eq: d.LocalEquations,
+    scales: Scales,
+    c_mem: float,
+    g_sum: float,
+    prefix: str,
+    pre_nodes: list[str],
+    plastic: bool,
+    with_errors: bool,
     plan: CircuitPlan,
 ) -> list[Element]:
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
@@ -325,7 +396,8 @@ def _forward_layer(
     for i in range(layer.size):
         tag = _tag(layer.index, i)
         params = {
-            d.tau_m: float(layer.tau_m[i]), d.tau_r: float(layer.tau_r[i]),
+            d.tau_m: float(layer.tau_m[i]),
+            d.tau_r: float(layer.tau_r[i]),
             d.gamma: layer.gamma if with_errors else 0.0,
         }
         isyn, u_node = f"{prefix}isyn_{tag}", f"{prefix}u_{tag}"
@@ -338,39 +410,56 @@ def _forward_layer(
             if plastic:
                 w_node = f"w_l{layer.index}_i{i}_j{j}"
                 k = g_sum * s_x / s_w / s_x
-                out.append(_bi_into(
-                    f"b{name}", isyn,
-                    k * node_voltage(w_node) * node_voltage(pre),
-                ))
+                out.append(
+                    _bi_into(
+                        f"b{name}",
+                        isyn,
+                        k * node_voltage(w_node) * node_voltage(pre),
+                    )
+                )
             else:
                 gain = g_sum * float(layer.weights[i, j])
                 if gain != 0.0:
                     out.append(Element(f"g{name}", ("0", isyn, pre, "0"), number(gain)))
         if layer.biases is not None:
             if plastic:
-                out.append(Element(
-                    f"g{prefix}bias_{tag}", ("0", isyn, f"b_{tag}", "0"),
-                    number(g_sum * s_x / s_w),
-                ))
+                out.append(
+                    Element(
+                        f"g{prefix}bias_{tag}",
+                        ("0", isyn, f"b_{tag}", "0"),
+                        number(g_sum * s_x / s_w),
+                    )
+                )
             elif layer.biases[i] != 0.0:
-                out.append(Element(
-                    f"i{prefix}bias_{tag}", ("0", isyn),
-                    f"dc {number(g_sum * s_x * float(layer.biases[i]))}",
-                ))
+                out.append(
+                    Element(
+                        f"i{prefix}bias_{tag}",
+                        ("0", isyn),
+                        f"dc {number(g_sum * s_x * float(layer.biases[i]))}",
+                    )
+                )
         # membrane (F1): a first-order node read off du/dt
         rate = eq.du_dt.subs(params)
         if not with_errors:
             rate = rate.subs(d.e, 0)
         fo = first_order(rate, d.u, [d.I_syn, d.e])
         out += _node_cell(
-            f"{prefix}mem_{tag}", u_node, fo,
-            {d.I_syn: (isyn, s_x), d.e: (e_node, s_e)}, scales, c_mem, s_x,
+            f"{prefix}mem_{tag}",
+            u_node,
+            fo,
+            {d.I_syn: (isyn, s_x), d.e: (e_node, s_e)},
+            scales,
+            c_mem,
+            s_x,
         )
         # prospective readout (F2) and rate (F3)
-        up_expr = eq.u_prosp.subs(params).subs({
-            d.u: node_voltage(u_node) / s_x, d.I_syn: node_voltage(isyn) / s_x,
-            d.e: (node_voltage(e_node) / s_e) if with_errors else 0,
-        })
+        up_expr = eq.u_prosp.subs(params).subs(
+            {
+                d.u: node_voltage(u_node) / s_x,
+                d.I_syn: node_voltage(isyn) / s_x,
+                d.e: (node_voltage(e_node) / s_e) if with_errors else 0,
+            }
+        )
         out.append(_bv(f"b{prefix}uprosp_{tag}", up_node, s_x * up_expr))
         r_expr = eq.phi.subs(d.u_prosp, node_voltage(up_node) / s_x)
         out.append(_bv(f"b{prefix}r_{tag}", r_node, s_x * r_expr))
@@ -386,21 +475,34 @@ def _forward_layer(
 
 
 def _error_units(
-    layer: Layer, next_layer: Layer | None, eq: d.LocalEquations, network: Network,
-    scales: Scales, c_mem: float, g_sum: float, next_plastic: bool, plan: CircuitPlan,
+    layer: Layer,
+    next_layer: Layer | None,
+    eq: d.LocalEquations,
+    network: Network,
+    scales: Scales,
+    c_mem: float,
+    g_sum: float,
+    next_plastic: bool,
+    plan: CircuitPlan,
 ) -> list[Element]:
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
     out = []
     for i in range(layer.size):
         tag = _tag(layer.index, i)
-        params = {d.tau_m: float(layer.tau_m[i]), d.tau_r: float(layer.tau_r[i]),
-                  d.beta: network.beta}
+        params = {
+            d.tau_m: float(layer.tau_m[i]),
+            d.tau_r: float(layer.tau_r[i]),
+            d.beta: network.beta,
+        }
         up = node_voltage(f"uprosp_{tag}") / s_x
         alpha_node, v_node, e_node = f"alpha_{tag}", f"v_{tag}", f"e_{tag}"
         if next_layer is None:
-            alpha = eq.alpha_output.subs(params).subs({
-                d.u_prosp: up, d.y: node_voltage(f"y_n{i}") / s_x,
-            })
+            alpha = eq.alpha_output.subs(params).subs(
+                {
+                    d.u_prosp: up,
+                    d.y: node_voltage(f"y_n{i}") / s_x,
+                }
+            )
         else:
             # backward sum fb = W_next^T e_next, by KCL on a resistor
             fb_node = f"fb_{tag}"
@@ -410,28 +512,39 @@ def _error_units(
                 name = f"back_l{next_layer.index}_i{k}_j{i}"
                 if next_plastic:
                     w_node = f"w_l{next_layer.index}_i{k}_j{i}"
-                    out.append(_bi_into(
-                        f"b{name}", fb_node,
-                        (g_sum / s_w) * node_voltage(w_node) * node_voltage(e_next),
-                    ))
+                    out.append(
+                        _bi_into(
+                            f"b{name}",
+                            fb_node,
+                            (g_sum / s_w) * node_voltage(w_node) * node_voltage(e_next),
+                        )
+                    )
                 else:
                     gain = g_sum * float(next_layer.weights[k, i])
                     if gain != 0.0:
-                        out.append(Element(
-                            f"g{name}", ("0", fb_node, e_next, "0"), number(gain)
-                        ))
-            alpha = eq.alpha_hidden.subs(params).subs({
-                d.u_prosp: up, d.fb: node_voltage(fb_node) / s_e,
-            })
+                        out.append(
+                            Element(
+                                f"g{name}", ("0", fb_node, e_next, "0"), number(gain)
+                            )
+                        )
+            alpha = eq.alpha_hidden.subs(params).subs(
+                {
+                    d.u_prosp: up,
+                    d.fb: node_voltage(fb_node) / s_e,
+                }
+            )
         out.append(_bv(f"balpha_{tag}", alpha_node, s_e * alpha))
         # error unit (B2): first-order node read off dv/dt; readout e (B3)
         fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
         out += _node_cell(
             f"err_{tag}", v_node, fo, {d.alpha: (alpha_node, s_e)}, scales, c_mem, s_e
         )
-        e_expr = eq.e.subs(params).subs({
-            d.v: node_voltage(v_node) / s_e, d.alpha: node_voltage(alpha_node) / s_e,
-        })
+        e_expr = eq.e.subs(params).subs(
+            {
+                d.v: node_voltage(v_node) / s_e,
+                d.alpha: node_voltage(alpha_node) / s_e,
+            }
+        )
         out.append(_bv(f"be_{tag}", e_node, s_e * e_expr))
         plan.probes.append(Probe(f"v_{tag}", v_node, 1.0 / s_e))
         plan.probes.append(Probe(f"e_{tag}", e_node, 1.0 / s_e))
@@ -439,8 +552,13 @@ def _error_units(
 
 
 def _plasticity(
-    layer: Layer, eq: d.LocalEquations, network: Network, scales: Scales,
-    c_weight: float, pre_nodes: list[str], plan: CircuitPlan,
+    layer: Layer,
+    eq: d.LocalEquations,
+    network: Network,
+    scales: Scales,
+    c_weight: float,
+    pre_nodes: list[str],
+    plan: CircuitPlan,
 ) -> list[Element]:
     """Weight capacitors integrating C s_w / s_t * dW/dt (and db/dt)."""
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
@@ -450,16 +568,24 @@ def _plasticity(
         e = node_voltage(f"e_{_tag(layer.index, i)}") / s_e
         for j, pre in enumerate(pre_nodes):
             w_node = f"w_l{layer.index}_i{i}_j{j}"
-            rate = eq.dW_dt.subs({d.eta: network.eta, d.e: e,
-                                  d.r_pre: node_voltage(pre) / s_x})
-            out.append(Element(f"cw_l{layer.index}_i{i}_j{j}", (w_node, "0"),
-                               number(c_weight)))
-            out.append(_bi_into(f"bw_l{layer.index}_i{i}_j{j}", w_node, to_current * rate))
+            rate = eq.dW_dt.subs(
+                {d.eta: network.eta, d.e: e, d.r_pre: node_voltage(pre) / s_x}
+            )
+            out.append(
+                Element(f"cw_l{layer.index}_i{i}_j{j}", (w_node, "0"), number(c_weight))
+            )
+            out.append(
+                _bi_into(f"bw_l{layer.index}_i{i}_j{j}", w_node, to_current * rate)
+            )
             plan.probes.append(Probe(w_node, w_node, 1.0 / s_w))
         if layer.biases is not None:
             b_node = f"b_{_tag(layer.index, i)}"
             rate = eq.db_dt.subs({d.eta: network.eta, d.e: e})
-            out.append(Element(f"cb_{_tag(layer.index, i)}", (b_node, "0"), number(c_weight)))
-            out.append(_bi_into(f"bb_{_tag(layer.index, i)}", b_node, to_current * rate))
+            out.append(
+                Element(f"cb_{_tag(layer.index, i)}", (b_node, "0"), number(c_weight))
+            )
+            out.append(
+                _bi_into(f"bb_{_tag(layer.index, i)}", b_node, to_current * rate)
+            )
             plan.probes.append(Probe(b_node, b_node, 1.0 / s_w))
     return out

@@ -39,7 +39,9 @@ def _fail(message: str, code: int) -> None:
 
 @click.group()
 @click.version_option(package_name="vle_hw")
-@click.option("-v", "--verbose", count=True, help="Log the tool's choices (-vv: debug).")
+@click.option(
+    "-v", "--verbose", count=True, help="Log the tool's choices (-vv: debug)."
+)
 def main(verbose: int) -> None:
     """Turn VLE / GLE learning networks into analog circuits and verify them."""
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -67,8 +69,13 @@ def derive(spec: str | None, latex: bool) -> None:
 
 @main.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Deck file to write (default: print to standard output).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Deck file to write (default: print to standard output).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def netlist(spec: str | None, output: str | None, force: bool) -> None:
     """Write the behavioural ngspice deck of SPEC (default: LagLine)."""
@@ -94,14 +101,35 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
 
 @main.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: vle_hw_out/<spec name>).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Result JSON path (default: <out>/result.json).")
-@click.option("--deck", "deck_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the deck (default: <out>/<name>.cir).")
-@click.option("--traces", "trace_format", type=click.Choice(["npz", "csv"]),
-              default="npz", show_default=True, help="Trace file format.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default: vle_hw_out/<spec name>).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Result JSON path (default: <out>/result.json).",
+)
+@click.option(
+    "--deck",
+    "deck_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the deck (default: <out>/<name>.cir).",
+)
+@click.option(
+    "--traces",
+    "trace_format",
+    type=click.Choice(["npz", "csv"]),
+    default="npz",
+    show_default=True,
+    help="Trace file format.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
     """Derive, build, simulate in ngspice and check SPEC against the ODE reference.

@@ -139,8 +139,16 @@ def compare(
             weight_rel = max_abs / scale
             ok = ok and weight_rel <= tol_weight_rel
         results.append(
-            SignalResult(name, cls, nrmse, max_abs, float(t[worst]), ref_range,
-                         weight_rel, bool(ok))
+            SignalResult(
+                name,
+                cls,
+                nrmse,
+                max_abs,
+                float(t[worst]),
+                ref_range,
+                weight_rel,
+                bool(ok),
+            )
         )
     return Comparison(tuple(results), tuple(missing), tol_nrmse, tol_weight_rel)
 

@@ -125,7 +125,7 @@ def _cost_mse(r_out: sp.Expr) -> sp.Expr:
     return sp.Rational(1, 2) * (r_out - y) ** 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def derive(phi_name: str = "softplus") -> LocalEquations:
     """Derive the local equations of a neuron with transfer function `phi_name`.
 
@@ -205,7 +205,9 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
     # The Euler-Lagrange equation must read D-_{tau_m}[m] = D-_{tau_r}[a] with
     # a = W_next phi'(u_prosp) (m_next - W_next phi): its residual against that
     # operator form is kept and is zero (checked in the tests).
-    a_expr = w_next * sp.diff(phi_f(u_prosp_f), u_f) * (m_next_f - w_next * phi_f(u_prosp_f))
+    a_expr = (
+        w_next * sp.diff(phi_f(u_prosp_f), u_f) * (m_next_f - w_next * phi_f(u_prosp_f))
+    )
     operator_form = (mismatch - tau_m * sp.diff(mismatch, t)) - (
         a_expr - tau_r * sp.diff(a_expr, t)
     )

@@ -19,6 +19,8 @@ from vle_hw.circuit import CircuitPlan, Probe
 from vle_hw.spice_expr import NODE_PATTERN, number
 
 MAX_LINE = 78
+CONTROL_BEGIN = ".control"
+CONTROL_END = ".endc"
 _SAFE_VALUE = re.compile(r"^[a-z0-9_ .,=()+\-*/eE]*$")
 _SAFE_HEADER = re.compile(r"^[A-Za-z0-9_ .,:=()+\-*/]*$")
 
@@ -53,6 +55,16 @@ def _wrap(text: str) -> list[str]:
             current += " " + word
     lines.append(current)
     return lines
+
+
+def strip_control(text: str) -> str:
+    """Deck text without its ``.control`` block (for the shared library)."""
+    lines = text.split("\n")
+    if CONTROL_BEGIN not in lines:
+        return text
+    start = lines.index(CONTROL_BEGIN)
+    stop = lines.index(CONTROL_END, start)
+    return "\n".join(lines[:start] + lines[stop + 1 :])
 
 
 def write_deck(plan: CircuitPlan) -> Deck:
@@ -103,7 +115,9 @@ def write_deck(plan: CircuitPlan) -> Deck:
             for node, volts in plan.initial.items()
         )
         lines += _wrap(f".ic {ics}")
-    options = " ".join(f"{_check_name(k, 'option')}={v}" for k, v in plan.options.items())
+    options = " ".join(
+        f"{_check_name(k, 'option')}={v}" for k, v in plan.options.items()
+    )
     if options:
         lines.append(f".options {options}")
     vectors = []
@@ -114,6 +128,10 @@ def write_deck(plan: CircuitPlan) -> Deck:
         f".tran {number(plan.tran_step_sec)} {number(plan.tran_stop_sec)} 0 "
         f"{number(plan.max_step_sec)}"
     )
+    # Standalone runs (ngspice -b deck.cir) execute this block; the runner strips
+    # it and drives the same analysis through the shared library.
+    raw = f"{_check_name(plan.raw_name, 'raw file name')}.raw"
+    lines += [CONTROL_BEGIN, "run", f"write {raw}", "quit 0", CONTROL_END]
     lines.append(".end")
     text = "\n".join(lines) + "\n"
     return Deck(

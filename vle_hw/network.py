@@ -60,15 +60,18 @@ def _weights(init, sizes: list[int], rng: np.random.Generator) -> list[np.ndarra
         if init.seed is not None:
             rng = np.random.default_rng(init.seed)
         return [
-            init.mean + init.std / np.sqrt(sizes[i]) * rng.standard_normal(
-                (sizes[i + 1], sizes[i])
-            )
+            init.mean
+            + init.std
+            / np.sqrt(sizes[i])
+            * rng.standard_normal((sizes[i + 1], sizes[i]))
             for i in range(len(sizes) - 1)
         ]
     return [np.asarray(matrix, dtype=float) for matrix in init]
 
 
-def _biases(init, sizes: list[int], rng: np.random.Generator) -> list[np.ndarray | None]:
+def _biases(
+    init, sizes: list[int], rng: np.random.Generator
+) -> list[np.ndarray | None]:
     if init is None or init == "none":
         return [None] * (len(sizes) - 1)
     if init == "zero":
@@ -136,7 +139,9 @@ def build_network(spec: Spec) -> Network:
     rng = np.random.default_rng(spec.seed)
     sizes = [net.inputs] + [layer.size for layer in net.layers]
     layers = _layers(
-        net.layers, _weights(net.weights, sizes, rng), _biases(net.biases, sizes, rng),
+        net.layers,
+        _weights(net.weights, sizes, rng),
+        _biases(net.biases, sizes, rng),
         net.gamma,
     )
     teacher_rng = np.random.default_rng([spec.seed, 1])

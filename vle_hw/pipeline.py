@@ -58,8 +58,12 @@ class VerifyPaths:
 
     @classmethod
     def default(
-        cls, out_dir: Path, name: str, json_path: Path | None = None,
-        deck_path: Path | None = None, trace_format: str = "npz",
+        cls,
+        out_dir: Path,
+        name: str,
+        json_path: Path | None = None,
+        deck_path: Path | None = None,
+        trace_format: str = "npz",
     ) -> VerifyPaths:
         return cls(
             out_dir=out_dir,
@@ -143,20 +147,17 @@ def verify(
     timings["ode_eval_sec"] = time.perf_counter() - t0
 
     # --- compare and report -------------------------------------------------------
-    comparison = compare(
-        ode, spice, spec.tolerances.nrmse, spec.tolerances.weight_rel
-    )
+    comparison = compare(ode, spice, spec.tolerances.nrmse, spec.tolerances.weight_rel)
     out_layer = network.layers[-1].index
-    figure = verify_figure(
-        ode, spice, f"r_l{out_layer}_n0", f"e_l{out_layer}_n0"
-    )
+    figure = verify_figure(ode, spice, f"r_l{out_layer}_n0", f"e_l{out_layer}_n0")
     write_atomic(paths.figure, figure)
     if paths.traces.suffix == ".csv":
         text = "# ode\n" + ode.csv_text() + "# spice\n" + spice.csv_text()
         write_atomic(paths.traces, text)
     else:
         write_atomic(
-            paths.traces, npz_bytes({**ode.npz_bytes("ode__"), **spice.npz_bytes("spice__")})
+            paths.traces,
+            npz_bytes({**ode.npz_bytes("ode__"), **spice.npz_bytes("spice__")}),
         )
     timings["total_sec"] = time.perf_counter() - started
     info = {
@@ -175,7 +176,8 @@ def verify(
     }
     result = VerifyResult(comparison, paths, timings, info)
     write_atomic(
-        paths.json, json.dumps({**info, **comparison.to_dict()}, indent=2, sort_keys=True)
+        paths.json,
+        json.dumps({**info, **comparison.to_dict()}, indent=2, sort_keys=True),
     )
     return result
 

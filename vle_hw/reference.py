@@ -424,7 +424,9 @@ class NetworkModel:
                     out[f"b_l{l_}_n{i}"] = b[:, i]
         if self.net.teacher is not None:
             rates_t, prosp_t = self.teacher_forward(states, x)
-            for layer, r_t, (_, up_t) in zip(self.net.teacher, rates_t, prosp_t, strict=True):
+            for layer, r_t, (_, up_t) in zip(
+                self.net.teacher, rates_t, prosp_t, strict=True
+            ):
                 u_t = self.get(states, "U", layer.index)
                 for i in range(layer.size):
                     tag = f"l{layer.index}_n{i}"
@@ -506,7 +508,12 @@ def simulate_reference(
 
     started = time.perf_counter()
     sol = solve_ivp(
-        rhs, (0.0, t_stop), state0, method="DOP853", rtol=rtol, atol=atol,
+        rhs,
+        (0.0, t_stop),
+        state0,
+        method="DOP853",
+        rtol=rtol,
+        atol=atol,
         dense_output=True,
     )
     wall = time.perf_counter() - started
@@ -524,6 +531,9 @@ def simulate_reference(
     }
     log.info(
         "reference done method=DOP853 rtol=%g steps=%d nfev=%d wall_sec=%.2f",
-        rtol, stats["steps"], sol.nfev, wall,
+        rtol,
+        stats["steps"],
+        sol.nfev,
+        wall,
     )
     return ReferenceSolution(model, inputs, sol, t_stop, stats)

@@ -41,8 +41,14 @@ def verify_figure(ode: Trace, spice: Trace, output: str, error: str) -> bytes:
         ax.plot(t[mask], ode.signals[name][mask], lw=2.5, alpha=0.5, label="ODE")
         ax.plot(t[mask], spice.signals[name][mask], lw=1, ls="--", label="SPICE")
         if name.startswith("r_") and "y_n0" in ode.signals:
-            ax.plot(t[mask], ode.signals["y_n0"][mask], lw=0.8, color="k",
-                    alpha=0.6, label="target y")
+            ax.plot(
+                t[mask],
+                ode.signals["y_n0"][mask],
+                lw=0.8,
+                color="k",
+                alpha=0.6,
+                label="target y",
+            )
         ax.set_title(f"{title}: {name}")
         ax.set_xlabel("t (model units)")
         ax.legend(fontsize=8)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vle_hw.errors import NgspiceMissingError, NgspiceRunError
-from vle_hw.netlist import Deck
+from vle_hw.netlist import Deck, strip_control
 from vle_hw.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
         ngspice = NgSpiceShared.new_instance()
         started = time.perf_counter()
         try:
-            ngspice.load_circuit(deck_text)
+            ngspice.load_circuit(strip_control(deck_text))
             ngspice.run()
         except Exception as exc:  # PySpice raises on ngspice error lines
             status["error"] = f"{type(exc).__name__}: {exc}"
@@ -150,7 +150,8 @@ class RunHandle:
                 f"{_diagnose(log_lines)}Full log: {log_path}"
             )
         errors = [
-            line for line in log_lines
+            line
+            for line in log_lines
             if any(marker in line.lower() for marker in _ERROR_MARKERS)
         ]
         data = np.load(self.out_dir / "vectors.npz")
@@ -167,11 +168,17 @@ class RunHandle:
             probe.signal: data[probe.vector] * probe.scale for probe in self.deck.probes
         }
         t_model = t_sec / self.deck.time_sec_per_unit
-        meta = {"wall_sec": status.get("wall_sec"), "points": status.get("points"),
-                "log": str(log_path)}
+        meta = {
+            "wall_sec": status.get("wall_sec"),
+            "points": status.get("points"),
+            "log": str(log_path),
+        }
         log.info(
             "ngspice done deck=%s wall_sec=%.2f points=%d log=%s",
-            self.deck_path, status.get("wall_sec", 0.0), len(t_sec), log_path,
+            self.deck_path,
+            status.get("wall_sec", 0.0),
+            len(t_sec),
+            log_path,
         )
         return Trace(t_model, signals, "spice", meta=meta)
 
@@ -180,15 +187,20 @@ def _diagnose(log_lines: list[str]) -> str:
     text = "\n".join(log_lines).lower()
     causes = []
     if "singular matrix" in text:
-        causes.append("a node without a DC path to ground (a capacitor fed only "
-                      "by current sources needs an .ic)")
+        causes.append(
+            "a node without a DC path to ground (a capacitor fed only "
+            "by current sources needs an .ic)"
+        )
     if "timestep too small" in text:
-        causes.append("a discontinuity or an unstable loop (check gamma and the "
-                      "maximum step)")
+        causes.append(
+            "a discontinuity or an unstable loop (check gamma and the maximum step)"
+        )
     return f"Likely causes: {'; '.join(causes)}. " if causes else ""
 
 
-def start_run(deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float) -> RunHandle:
+def start_run(
+    deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float
+) -> RunHandle:
     """Start ngspice on `deck` in a fresh worker process.
 
     Parameters

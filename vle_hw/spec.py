@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from vle_hw.derivation import PHI_NAMES, PhiName
+from vle_hw.derivation import PhiName
 from vle_hw.errors import SpecError
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -390,7 +390,9 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 def default_spec_text() -> str:
     """Text of the embedded default spec (LagLine, DESIGN.md 5.1)."""
     return (
-        resources.files("vle_hw.examples").joinpath(DEFAULT_SPEC_NAME).read_text("utf-8")
+        resources.files("vle_hw.examples")
+        .joinpath(DEFAULT_SPEC_NAME)
+        .read_text("utf-8")
     )
 
 

@@ -45,7 +45,16 @@ def current_time() -> sp.Symbol:
 
 
 class _SpicePrinter(StrPrinter):
-    _FUNCS = {"exp": "exp", "log": "ln", "tanh": "tanh", "sin": "sin", "cos": "cos"}
+    _FUNCS = {
+        "exp": "exp",
+        "log": "ln",
+        "tanh": "tanh",
+        "sin": "sin",
+        "cos": "cos",
+        "Abs": "abs",
+        "sign": "sgn",
+        "floor": "floor",
+    }
 
     def _print_Symbol(self, expr):
         if expr.name.startswith("__node__"):
@@ -89,8 +98,9 @@ class _SpicePrinter(StrPrinter):
         if exponent.is_Integer and 1 <= abs(int(exponent)) <= 8:
             n = abs(int(exponent))
             factor = "(" + self._print(base) + ")"
-            product = "*".join([factor] * n)
-            return product if exponent > 0 else f"1.0/({product})"
+            # Parenthesised as a whole: a printed Pow may sit in a denominator.
+            product = "(" + "*".join([factor] * n) + ")"
+            return product if exponent > 0 else f"(1.0/{product})"
         if exponent == sp.Rational(1, 2):
             return f"sqrt({self._print(base)})"
         raise ValueError(f"power {expr} is not supported in a deck expression")
