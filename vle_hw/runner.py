@@ -15,8 +15,9 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +35,18 @@ _ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
 def find_ngspice_library() -> str:
     """Path or soname of a loadable ngspice shared library.
 
-    Honours ``NGSPICE_LIBRARY_PATH``; otherwise tries ``libngspice.so`` (from
-    libngspice0-dev, which PySpice expects) and ``libngspice.so.0``.
+    Uses ``NGSPICE_LIBRARY_PATH`` alone when it is set; otherwise tries
+    ``libngspice.so`` (from libngspice0-dev, which PySpice expects) and
+    ``libngspice.so.0``.
 
     Raises
     ------
     NgspiceMissingError
         With the install command, if none loads.
     """
-    candidates = []
-    if os.environ.get("NGSPICE_LIBRARY_PATH"):
-        candidates.append(os.environ["NGSPICE_LIBRARY_PATH"])
-    candidates += ["libngspice.so", "libngspice.so.0"]
+    # An explicit NGSPICE_LIBRARY_PATH is the user's choice: no silent fallback.
+    explicit = os.environ.get("NGSPICE_LIBRARY_PATH")
+    candidates = [explicit] if explicit else ["libngspice.so", "libngspice.so.0"]
     for name in candidates:
         try:
             ctypes.CDLL(name)
@@ -113,6 +114,12 @@ class RunHandle:
     process: multiprocessing.Process
     timeout_sec: float
     started: float
+    timed_out: threading.Event = field(default_factory=threading.Event)
+
+    def _watchdog(self) -> None:
+        if self.process.is_alive():
+            self.timed_out.set()
+            self.process.kill()
 
     def result(self) -> Trace:
         """Wait for the worker and read its vectors back in model units.
@@ -126,7 +133,8 @@ class RunHandle:
         self.process.join(max(remaining, 0.0))
         log_path = self.out_dir / "ngspice.log"
         if self.process.is_alive():
-            self.process.kill()
+            self._watchdog()
+        if self.timed_out.is_set():
             self.process.join()
             raise NgspiceRunError(
                 f"ngspice did not finish {self.deck_path} within "
@@ -231,7 +239,13 @@ def start_run(
     started = time.perf_counter()
     process.start()
     log.info("ngspice start deck=%s timeout_sec=%g", deck_path, timeout_sec)
-    return RunHandle(deck, deck_path, out_dir, process, timeout_sec, started)
+    handle = RunHandle(deck, deck_path, out_dir, process, timeout_sec, started)
+    # The deadline holds even while the caller is busy (the ODE reference runs
+    # in the parent meanwhile): a timer kills the worker when it passes.
+    timer = threading.Timer(timeout_sec, handle._watchdog)
+    timer.daemon = True
+    timer.start()
+    return handle
 
 
 def run_deck(deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float) -> Trace:

@@ -39,6 +39,13 @@ def node_voltage(node: str) -> sp.Symbol:
     return sp.Symbol(f"__node__{node}", real=True)
 
 
+def parameter(name: str) -> sp.Symbol:
+    """A symbol printed as a subcircuit parameter name (for the cell library)."""
+    if not NODE_PATTERN.match(name):
+        raise ValueError(f"parameter name {name!r} is not a plain identifier")
+    return sp.Symbol(f"__param__{name}", real=True)
+
+
 def current_time() -> sp.Symbol:
     """The symbol printed as ngspice's ``time`` (seconds)."""
     return sp.Symbol("__time__", real=True)
@@ -61,6 +68,8 @@ class _SpicePrinter(StrPrinter):
             return f"v({expr.name.removeprefix('__node__')})"
         if expr.name == "__time__":
             return "time"
+        if expr.name.startswith("__param__"):
+            return expr.name.removeprefix("__param__")
         raise ValueError(
             f"symbol {expr.name!r} has no value in the circuit; substitute it "
             "before printing"

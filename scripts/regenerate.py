@@ -1,0 +1,27 @@
+"""Regenerate the committed generated files: netlists/<name>.cir from every
+examples/*.yaml spec, and circuits/behavioural.lib from the derivation.
+
+Run from the project root: python scripts/regenerate.py
+"""
+
+import sys
+from pathlib import Path
+
+from vle_hw.cells import main as write_cells
+from vle_hw.pipeline import build_deck
+from vle_hw.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        spec, text = load_spec(path)
+        out = ROOT / "netlists" / f"{spec.name}.cir"
+        out.write_text(build_deck(spec, text).text, encoding="utf-8")
+        print(f"wrote {out.relative_to(ROOT)}")
+    return write_cells()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
