@@ -17,18 +17,32 @@ def spec_from(data: dict) -> tuple[Spec, str]:
 
 
 def single_neuron(
-    phi="linear", tau_m=1.0, tau_r=0.1, weight=2.0, input_=None, t_stop=10.0,
-    eta=0.0, beta=0.01, gamma=0.0, initial_state="zero",
+    phi="linear",
+    tau_m=1.0,
+    tau_r=0.1,
+    weight=2.0,
+    input_=None,
+    t_stop=10.0,
+    eta=0.0,
+    beta=0.01,
+    gamma=0.0,
+    initial_state="zero",
 ) -> dict:
     data = copy.deepcopy(default_dict())
     data["name"] = "single"
     data["network"].update(
         layers=[{"size": 1, "phi": phi, "tau_m": tau_m, "tau_r": tau_r}],
-        weights=[[[weight]]], eta=eta, beta=beta, gamma=gamma,
+        weights=[[[weight]]],
+        eta=eta,
+        beta=beta,
+        gamma=gamma,
     )
     data["teacher"] = {"weights": [[[weight]]]}
     data["input"] = input_ or {
-        "kind": "sines", "amplitudes": [0.0], "omegas": [1.0], "offset": 1.0,
+        "kind": "sines",
+        "amplitudes": [0.0],
+        "omegas": [1.0],
+        "offset": 1.0,
     }
     data["simulation"] = {"t_stop": t_stop}
     data["initial_state"] = initial_state

@@ -20,7 +20,11 @@ def _run(data, t, **kwargs):
     net = build_network(spec)
     inputs = build_inputs(spec)
     ref = simulate_reference(
-        net, inputs, spec.simulation.t_stop, spec.initial_state, build_targets(spec),
+        net,
+        inputs,
+        spec.simulation.t_stop,
+        spec.initial_state,
+        build_targets(spec),
         **kwargs,
     )
     return ref.trace(np.asarray(t, dtype=float))
@@ -41,7 +45,10 @@ def test_linear_neuron_step_response_matches_the_closed_form():
 def test_sine_response_follows_the_forward_filter_gain_and_phase():
     tau_m, tau_r, w, omega = 2.0, 0.2, 1.0, 1.3
     data = single_neuron(
-        tau_m=tau_m, tau_r=tau_r, weight=w, t_stop=40.0,
+        tau_m=tau_m,
+        tau_r=tau_r,
+        weight=w,
+        t_stop=40.0,
         input_={"kind": "sines", "amplitudes": [1.0], "omegas": [omega]},
     )
     t = np.linspace(30, 40, 2001)  # after 15 tau_m the transient is < 1e-6
@@ -111,19 +118,23 @@ def _lagline_by_hand(t_stop, t_eval):
         for _ in range(50):
             a2 = sg(p2) * beta * (y - sp_(p2))
             a1 = sg(p1) * w2 * e2
-            f = np.array([
-                p1 - ((1 - k1) * u1 + k1 * (w1 * x + gamma * e1)),
-                p2 - ((1 - k2) * u2 + k2 * (w2 * sp_(p1) + gamma * e2)),
-                e1 - ((1 - r1) * v1 + r1 * a1),
-                e2 - ((1 - r2) * v2 + r2 * a2),
-            ])
+            f = np.array(
+                [
+                    p1 - ((1 - k1) * u1 + k1 * (w1 * x + gamma * e1)),
+                    p2 - ((1 - k2) * u2 + k2 * (w2 * sp_(p1) + gamma * e2)),
+                    e1 - ((1 - r1) * v1 + r1 * a1),
+                    e2 - ((1 - r2) * v2 + r2 * a2),
+                ]
+            )
             d1, d2 = sg(p1), sg(p2)
-            jac = np.array([
-                [1, 0, -k1 * gamma, 0],
-                [-k2 * w2 * d1, 1, 0, -k2 * gamma],
-                [-r1 * d1 * (1 - d1) * w2 * e2, 0, 1, -r1 * d1 * w2],
-                [0, -r2 * beta * (d2 * (1 - d2) * (y - sp_(p2)) - d2 * d2), 0, 1],
-            ])
+            jac = np.array(
+                [
+                    [1, 0, -k1 * gamma, 0],
+                    [-k2 * w2 * d1, 1, 0, -k2 * gamma],
+                    [-r1 * d1 * (1 - d1) * w2 * e2, 0, 1, -r1 * d1 * w2],
+                    [0, -r2 * beta * (d2 * (1 - d2) * (y - sp_(p2)) - d2 * d2), 0, 1],
+                ]
+            )
             dz = np.linalg.solve(jac, -f)
             p1, p2, e1, e2 = p1 + dz[0], p2 + dz[1], e1 + dz[2], e2 + dz[3]
             if np.max(np.abs(dz)) < 1e-14:
@@ -133,13 +144,25 @@ def _lagline_by_hand(t_stop, t_eval):
         r1_ = sp_(p1)
         U1p = (1 - k1) * U1 + k1 * x
         return [
-            (-u1 + w1 * x + gamma * e1) / 1.0, (-u2 + w2 * r1_ + gamma * e2) / 2.0,
-            (-v1 + a1) / tr_, (-v2 + a2) / tr_, eta * e1 * x, eta * e2 * r1_,
-            (-U1 + x) / 1.0, (-U2 + 2.0 * sp_(U1p)) / 2.0,
+            (-u1 + w1 * x + gamma * e1) / 1.0,
+            (-u2 + w2 * r1_ + gamma * e2) / 2.0,
+            (-v1 + a1) / tr_,
+            (-v2 + a2) / tr_,
+            eta * e1 * x,
+            eta * e2 * r1_,
+            (-U1 + x) / 1.0,
+            (-U2 + 2.0 * sp_(U1p)) / 2.0,
         ]
 
-    sol = solve_ivp(rhs, (0, t_stop), [0, 0, 0, 0, 0.5, 0.5, 0, 0], method="DOP853",
-                    rtol=1e-10, atol=1e-12, t_eval=t_eval)
+    sol = solve_ivp(
+        rhs,
+        (0, t_stop),
+        [0, 0, 0, 0, 0.5, 0.5, 0, 0],
+        method="DOP853",
+        rtol=1e-10,
+        atol=1e-12,
+        t_eval=t_eval,
+    )
     return sol.y
 
 
@@ -149,8 +172,16 @@ def test_lagline_reference_matches_an_independent_hand_written_model():
     data["simulation"]["t_stop"] = 12.0
     tr = _run(data, t)
     by_hand = _lagline_by_hand(12.0, t)
-    names = ["u_l1_n0", "u_l2_n0", "v_l1_n0", "v_l2_n0", "w_l1_i0_j0", "w_l2_i0_j0",
-             "teacher_u_l1_n0", "teacher_u_l2_n0"]
+    names = [
+        "u_l1_n0",
+        "u_l2_n0",
+        "v_l1_n0",
+        "v_l2_n0",
+        "w_l1_i0_j0",
+        "w_l2_i0_j0",
+        "teacher_u_l1_n0",
+        "teacher_u_l2_n0",
+    ]
     for k, name in enumerate(names):
         # both at DOP853 rtol 1e-10: agreement well below 1e-7
         assert np.max(np.abs(tr.signals[name] - by_hand[k])) < 1e-7, name
