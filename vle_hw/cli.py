@@ -174,7 +174,8 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
         )
     t = result.timings
     click.echo(
-        f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, ODE {t.get('ode_sec', 0):.1f} s, "
+        f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, "
+        f"ODE {t.get('ode_sec', 0):.1f} s, "
         f"total {time.perf_counter() - started:.1f} s"
     )
     click.echo(

@@ -167,9 +167,10 @@ class RunHandle:
         stop = self.deck.tran_stop_sec
         if errors or len(t_sec) < 2 or t_sec[-1] < stop * (1 - 1e-9):
             reached = float(t_sec[-1]) if len(t_sec) else 0.0
+            first = errors[0].strip() if errors else "no error line"
             raise NgspiceRunError(
                 f"ngspice stopped at t = {reached:.6g} s of {stop:.6g} s in "
-                f"{self.deck_path}: {errors[0].strip() if errors else 'no error line'}. "
+                f"{self.deck_path}: {first}. "
                 f"{_diagnose(log_lines)}Full log: {log_path}"
             )
         signals = {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up vle_hw on a fresh Debian machine: ngspice (shared library included) from
+# Debian's packages, then a virtual environment in .venv with the package and its
+# test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libngspice\.so '; then
+  echo "setup: installing ngspice and libngspice0-dev (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq ngspice libngspice0-dev >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup: done ($(.venv/bin/vle-hw --version), $(ngspice --version 2>/dev/null | grep -m1 -o 'ngspice-[0-9.]*'))"
