@@ -229,3 +229,35 @@ def test_default_verify_meets_the_issue_numbers(tmp_path):
         w = traces[source].signals
         assert w["w_l1_i0_j0"][-1] == pytest.approx(1.0, rel=1e-2)
         assert w["w_l2_i0_j0"][-1] == pytest.approx(2.0, rel=1e-2)
+
+
+def test_csv_input_and_csv_target_with_a_steady_start_pass(tmp_path):
+    t = np.linspace(0.0, 6.0, 121)
+    (tmp_path / "x.csv").write_text(
+        "t,x0\n" + "".join(f"{float(a)!r},{float(np.sin(1.3 * a))!r}\n" for a in t)
+    )
+    (tmp_path / "y.csv").write_text(
+        "t,y0\n"
+        + "".join(f"{float(a)!r},{float(0.5 + 0.2 * np.cos(a))!r}\n" for a in t)
+    )
+    data = _short_lagline(t_stop=5.0)
+    data["input"] = {"kind": "csv", "path": "x.csv"}
+    data["target"] = {"kind": "csv", "path": "y.csv"}
+    data["initial_state"] = "steady"
+    del data["teacher"]
+    spec = _write_spec(tmp_path, data)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["verify", str(spec), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    traces = load_traces(out / "traces.npz")
+    assert traces["spice"].signals["y_n0"][0] == pytest.approx(0.7, abs=1e-9)
+
+
+def test_ornstein_uhlenbeck_input_passes(tmp_path):
+    data = _short_lagline(t_stop=5.0)
+    data["input"] = {"kind": "ou", "tau": 1.0, "std": 0.5, "dt": 0.05, "seed": 4}
+    spec = _write_spec(tmp_path, data)
+    result = CliRunner().invoke(
+        main, ["verify", str(spec), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output

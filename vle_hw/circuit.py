@@ -30,11 +30,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+import warnings
+
 from vle_hw import derivation as d
+from vle_hw.errors import VleLimitationWarning
 from vle_hw.network import Layer, Network
 from vle_hw.signals import T_MODEL, Analytic, Pwl, Signal, SineSum
 from vle_hw.spec import Spec
 from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
+
+
+PWL_WARN_POINTS = 5000
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,17 @@ def _source(name: str, node: str, signal: Signal, scales: Scales) -> Element:
         expr = src.expr.subs(T_MODEL, current_time() / scales.time_sec)
         return _bv(f"b{name}", node, scales.signal_volt * expr)
     assert isinstance(src, Pwl)
+    if len(src.times) > PWL_WARN_POINTS:
+        # LIMITATION(runner): ngspice 39 looks PWL points up by a linear search, so
+        #   a long table costs samples x time steps. Consequence: tables of tens of
+        #   thousands of samples make the run many times slower. Issue #2 note.
+        warnings.warn(
+            f"{name}: a table of {len(src.times)} samples; ngspice 39 searches PWL "
+            "tables linearly, so the run slows with samples x steps "
+            "[LIMITATION(runner), #2]. Fewer samples (a larger input.dt) run faster.",
+            VleLimitationWarning,
+            stacklevel=2,
+        )
     pairs = " ".join(
         f"{number(t * scales.time_sec)} {number(v * scales.signal_volt)}"
         for t, v in zip(src.times, src.values, strict=True)

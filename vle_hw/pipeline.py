@@ -16,7 +16,7 @@ from vle_hw import __version__
 from vle_hw.circuit import plan_behavioural
 from vle_hw.compare import Comparison, compare
 from vle_hw.netlist import Deck, write_deck
-from vle_hw.network import build_network
+from vle_hw.network import build_network, network_graph
 from vle_hw.outputs import check_writable, npz_bytes, write_atomic
 from vle_hw.reference import simulate_reference
 from vle_hw.report import verify_figure
@@ -123,6 +123,7 @@ def verify(
 
     # --- build: network, inputs, deck --------------------------------------------
     network = build_network(spec)
+    graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
     deck = build_deck(spec, spec_text)
@@ -165,6 +166,9 @@ def verify(
         "spec_hash": spec_hash(spec_text),
         "tool_version": __version__,
         "level": "behavioural",
+        "neurons": sum(1 for _, kind in graph.nodes(data="kind") if kind == "neuron"),
+        "synapses": graph.number_of_edges(),
+        "plastic_synapses": sum(1 for *_, p in graph.edges(data="plastic") if p),
         "deck": str(paths.deck),
         "traces": str(paths.traces),
         "figure": str(paths.figure),
