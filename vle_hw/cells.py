@@ -64,7 +64,7 @@ def leaky_integrator() -> Cell:
 def prospective_readout() -> Cell:
     """(F2) with gamma = 0: u_prosp = (1 - kappa) u + kappa I_syn."""
     eq = d.derive("linear")
-    expr = eq.u_prosp.subs({d.gamma: 0, d.tau_r: _p("tau_r") , d.tau_m: _p("tau_m")})
+    expr = eq.u_prosp.subs({d.gamma: 0, d.tau_r: _p("tau_r"), d.tau_m: _p("tau_m")})
     expr = expr.subs({d.u: node_voltage("state"), d.I_syn: node_voltage("drive")})
     return Cell(
         "vle_prospective_readout",
@@ -97,8 +97,10 @@ def phi_cell(name: str, derivative: bool = False) -> Cell:
     body = expr.subs(d.u_prosp, node_voltage("in") / scale)
     out = body * (scale if not derivative else 1)
     label = f"d{name}" if derivative else name
-    what = f"phi'(v(in)/s_volt) ({name})" if derivative else (
-        f"s_volt * phi(v(in)/s_volt) ({name})"
+    what = (
+        f"phi'(v(in)/s_volt) ({name})"
+        if derivative
+        else (f"s_volt * phi(v(in)/s_volt) ({name})")
     )
     return Cell(
         f"vle_phi_{label}",
@@ -124,17 +126,25 @@ def plastic_synapse() -> Cell:
 def weight_store() -> Cell:
     """A weight capacitor integrating C s_w / s_t * dW/dt (plasticity rule)."""
     eq = d.derive("linear")
-    rate = eq.dW_dt.subs({
-        d.eta: _p("eta"),
-        d.e: node_voltage("e") / _p("s_err"),
-        d.r_pre: node_voltage("pre") / _p("s_sig"),
-    })
+    rate = eq.dW_dt.subs(
+        {
+            d.eta: _p("eta"),
+            d.e: node_voltage("e") / _p("s_err"),
+            d.r_pre: node_voltage("pre") / _p("s_sig"),
+        }
+    )
     current = _p("c_farad") * _p("s_w") / _p("s_t") * rate
     return Cell(
         "vle_weight_store",
         ("w", "e", "pre"),
-        {"c_farad": 1e-9, "s_w": 1.0, "s_t": 1e-5, "eta": 1.0, "s_err": 1.0,
-         "s_sig": 0.1},
+        {
+            "c_farad": 1e-9,
+            "s_w": 1.0,
+            "s_t": 1e-5,
+            "eta": 1.0,
+            "s_err": 1.0,
+            "s_sig": 0.1,
+        },
         ("c1 w 0 {c_farad}", f"b1 0 w i = {to_spice(current)}"),
         "Weight storage: C dV(w)/dt = C s_w/s_t * eta * e * r_pre (model units).",
     )

@@ -25,12 +25,11 @@ The plan is plain data; :mod:`vle_hw.netlist` turns it into text.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
-
-import warnings
 
 from vle_hw import derivation as d
 from vle_hw.errors import VleLimitationWarning
@@ -38,7 +37,6 @@ from vle_hw.network import Layer, Network
 from vle_hw.signals import T_MODEL, Analytic, Pwl, Signal, SineSum
 from vle_hw.spec import Spec
 from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
-
 
 PWL_WARN_POINTS = 5000
 

@@ -21,6 +21,7 @@ from scipy.special import erf
 
 from vle_hw.errors import SpecError
 from vle_hw.spec import (
+    MAX_TABLE_POINTS,
     CsvSamples,
     OrnsteinUhlenbeck,
     Sines,
@@ -29,7 +30,7 @@ from vle_hw.spec import (
     read_csv_samples,
 )
 
-MAX_PWL_POINTS = 2_000_000
+MAX_PWL_POINTS = MAX_TABLE_POINTS
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,8 @@ def _smoothed_square_exact(g: SmoothedSquare):
 
 
 def smoothed_square(g: SmoothedSquare) -> Signal:
-    if g.sigma > 0.125 * g.period * min(g.duty, 1.0 - g.duty):
-        raise SpecError(
-            f"input.sigma = {g.sigma} is too wide for a square wave of period "
-            f"{g.period} and duty {g.duty}; use sigma <= "
-            f"{0.125 * g.period * min(g.duty, 1 - g.duty):.4g}."
-        )
+    # SmoothedSquare's validator keeps sigma <= period / 8 x min(duty, 1 - duty),
+    # so the neighbouring edges (k = -1, 0, 1) below are the only ones that matter.
     exact = _smoothed_square_exact(g)
     # The circuit's closed form: phase within the period, neighbouring edges.
     phase = T_MODEL - g.delay - g.period * sp.floor((T_MODEL - g.delay) / g.period)
@@ -148,12 +145,7 @@ def sines(g: Sines) -> Signal:
 
 def ornstein_uhlenbeck(g: OrnsteinUhlenbeck, t_stop: float, seed: int) -> Signal:
     rng = np.random.default_rng(seed if g.seed is None else g.seed)
-    n = int(math.ceil(t_stop / g.dt)) + 1
-    if n > MAX_PWL_POINTS:
-        raise SpecError(
-            f"input.dt = {g.dt} gives {n} samples for t_stop = {t_stop}; "
-            f"keep it under {MAX_PWL_POINTS} (raise input.dt)."
-        )
+    n = int(math.ceil(t_stop / g.dt)) + 1  # spec validation keeps n <= MAX_PWL_POINTS
     decay = math.exp(-g.dt / g.tau)
     noise = g.std * math.sqrt(1.0 - decay**2) * rng.standard_normal(n)
     values = np.empty(n)
@@ -173,7 +165,10 @@ def csv_channels(g: CsvSamples, field: str, channels: int, t_stop: float):
             "or shorten simulation.t_stop."
         )
     if len(data) > MAX_PWL_POINTS:
-        raise SpecError(f"{field}.path: more than {MAX_PWL_POINTS} samples.")
+        raise SpecError(
+            f"{field}.path = {g.path!r} has {len(data)} samples; fix: keep at most "
+            f"{MAX_PWL_POINTS} (resample the file more coarsely)."
+        )
     feature = float(np.min(np.diff(data[:, 0])))
     return [
         Signal(f"csv_{k}", Pwl(data[:, 0].copy(), data[:, 1 + k].copy()), feature)

@@ -2,22 +2,27 @@
 
 A spec is parsed by a real YAML (PyYAML, safe loader) or TOML (tomllib) parser
 and validated by pydantic models with unknown fields forbidden, strict types
-(no string is silently read as a number) and no NaN or infinity. Every error is
-reported as a :class:`~vle_hw.errors.SpecError` whose lines each name the field,
-the value and the fix. Names that may reach a netlist must match
+(no string is silently read as a number) and no NaN or infinity. Every problem
+is reported as one :class:`~vle_hw.errors.SpecError` whose lines each name the
+field path (``network.layers[0].tau_m``), the value found and the fix; the
+clearest line comes first. Names that may reach a netlist must match
 ``^[a-z][a-z0-9_]*$``; no spec string is ever passed to ``sympify``.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
 import math
+import re
 import tomllib
+import types
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import numpy as np
 import yaml
@@ -26,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -36,6 +42,8 @@ from vle_hw.errors import SpecError
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
 DEFAULT_SPEC_NAME = "lagline.yaml"
 MAX_NEURONS_PER_LAYER = 100_000
+MAX_TABLE_POINTS = 2_000_000  # samples in one piecewise-linear source
+EXAMPLE_HINT = "see vle_hw/examples/lagline.yaml"
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
 Positive = Annotated[float, Field(gt=0)]
@@ -50,43 +58,69 @@ class _Model(BaseModel):
 class RandomInit(_Model):
     """Seeded random values: normal(mean, std / sqrt(fan_in)) for weights."""
 
-    init: Literal["random"]
+    init: Literal["random"] = Field(description="the word random")
     std: NonNegative = 1.0
     mean: float = 0.0
     seed: int | None = None
 
 
+_TAU_M = "membrane time constant in model time units: one number > 0, or one per neuron"
+_TAU_R = "rate time constant in model time units: one number > 0, or one per neuron"
+_WEIGHTS = (
+    "one matrix per layer, rows = post-synaptic neurons, columns = the layer "
+    "below, e.g. [[[0.5]], [[0.5]]]; or {init: random, std: 1.0}"
+)
+_BIASES = "'none', 'zero', one vector per layer, or {init: random, std: 1.0}"
+
+
 class LayerSpec(_Model):
-    name: Identifier | None = None
-    size: Annotated[int, Field(ge=1, le=MAX_NEURONS_PER_LAYER)]
-    phi: PhiName
-    tau_m: Positive | list[Positive]
-    tau_r: Positive | list[Positive]
-    gamma: NonNegative | None = None
-    plastic: bool = True
+    name: Identifier | None = Field(
+        None, description="optional layer name, a plain lower-case identifier"
+    )
+    size: Annotated[int, Field(ge=1, le=MAX_NEURONS_PER_LAYER)] = Field(
+        description=f"number of neurons in the layer, 1 to {MAX_NEURONS_PER_LAYER}"
+    )
+    phi: PhiName = Field(description="activation function of the layer")
+    tau_m: Positive | list[Positive] = Field(description=_TAU_M)
+    tau_r: Positive | list[Positive] = Field(description=_TAU_R)
+    gamma: NonNegative | None = Field(
+        None, description="prospective gain of this layer, >= 0 (default: network)"
+    )
+    plastic: bool = Field(True, description="whether the layer's weights learn")
 
 
 class TeacherLayerSpec(_Model):
-    phi: PhiName | None = None
-    tau_m: Positive | list[Positive] | None = None
-    tau_r: Positive | list[Positive] | None = None
+    phi: PhiName | None = Field(None, description="teacher activation override")
+    tau_m: Positive | list[Positive] | None = Field(None, description=_TAU_M)
+    tau_r: Positive | list[Positive] | None = Field(None, description=_TAU_R)
 
 
 class NetworkSpec(_Model):
-    inputs: Annotated[int, Field(ge=1, le=MAX_NEURONS_PER_LAYER)]
-    layers: Annotated[list[LayerSpec], Field(min_length=1, max_length=64)]
-    gamma: NonNegative = 0.0
-    beta: NonNegative
-    eta: NonNegative
+    inputs: Annotated[int, Field(ge=1, le=MAX_NEURONS_PER_LAYER)] = Field(
+        description="number of input channels"
+    )
+    layers: Annotated[list[LayerSpec], Field(min_length=1, max_length=64)] = Field(
+        description="list of layers, input side first, e.g. "
+        "[{size: 1, phi: softplus, tau_m: 1.0, tau_r: 0.1}]"
+    )
+    gamma: NonNegative = Field(0.0, description="prospective gain, >= 0")
+    beta: NonNegative = Field(description="nudging strength of the output, >= 0")
+    eta: NonNegative = Field(description="learning rate in 1 / model time unit")
     cost: Literal["mse"] = "mse"
-    weights: list[Matrix] | RandomInit
-    biases: Literal["none", "zero"] | list[list[float]] | RandomInit = "none"
+    weights: list[Matrix] | RandomInit = Field(description=_WEIGHTS)
+    biases: Literal["none", "zero"] | list[list[float]] | RandomInit = Field(
+        "none", description=_BIASES
+    )
 
 
 class TeacherSpec(_Model):
-    layers: list[TeacherLayerSpec] | None = None
-    weights: list[Matrix] | RandomInit
-    biases: Literal["none", "zero"] | list[list[float]] | RandomInit | None = None
+    layers: list[TeacherLayerSpec] | None = Field(
+        None, description="one (possibly empty) override mapping per network layer"
+    )
+    weights: list[Matrix] | RandomInit = Field(description=_WEIGHTS)
+    biases: Literal["none", "zero"] | list[list[float]] | RandomInit | None = Field(
+        None, description=_BIASES
+    )
 
 
 class SmoothedSquare(_Model):
@@ -97,8 +131,28 @@ class SmoothedSquare(_Model):
     duty: Annotated[float, Field(gt=0, lt=1)] = 0.5
     low: float = -1.0
     high: float = 1.0
-    sigma: Positive = 0.05
+    sigma: Positive = Field(
+        0.05,
+        validate_default=True,
+        description="width of the Gaussian edges in model time units",
+    )
     delay: NonNegative = 0.0
+
+    @field_validator("sigma")
+    @classmethod
+    def _edges_fit_in_the_period(cls, sigma: float, info: ValidationInfo) -> float:
+        # The circuit's closed form sums the neighbouring edges only (signals.py).
+        period, duty = info.data.get("period"), info.data.get("duty")
+        if period is None or duty is None:
+            return sigma
+        limit = 0.125 * period * min(duty, 1.0 - duty)
+        if sigma > limit:
+            raise ValueError(
+                f"must be <= {limit:.4g} (period / 8 x the shorter of duty and "
+                f"1 - duty, for period = {period:g}, duty = {duty:g}), got "
+                f"{sigma!r}; fix: use a smaller sigma or a longer period"
+            )
+        return sigma
 
 
 class Sines(_Model):
@@ -109,6 +163,21 @@ class Sines(_Model):
     omegas: Annotated[list[Positive], Field(min_length=1, max_length=64)]
     phases: list[float] | None = None
     offset: float = 0.0
+
+    @field_validator("omegas", "phases")
+    @classmethod
+    def _one_per_amplitude(
+        cls, values: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        amplitudes = info.data.get("amplitudes")
+        if values is not None and amplitudes is not None:
+            if len(values) != len(amplitudes):
+                raise ValueError(
+                    f"must have one value per amplitude ({len(amplitudes)}), got "
+                    f"{len(values)} values {values!r}; fix: make amplitudes, "
+                    "omegas and phases the same length"
+                )
+        return values
 
 
 class OrnsteinUhlenbeck(_Model):
@@ -126,7 +195,9 @@ class CsvSamples(_Model):
     """Samples from a CSV file: a time column `t` then one column per channel."""
 
     kind: Literal["csv"]
-    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    path: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        description="CSV file, relative to the spec file's folder"
+    )
 
 
 InputSpec = Annotated[
@@ -143,7 +214,7 @@ TargetSpec = Annotated[TargetTeacher | CsvSamples, Field(discriminator="kind")]
 
 
 class SimulationSpec(_Model):
-    t_stop: Positive
+    t_stop: Positive = Field(description="simulated time in model time units, > 0")
     max_step: Positive | None = None
     steps_per_tau: Annotated[float, Field(ge=2, le=10_000)] = 60.0
     steps_per_feature: Annotated[float, Field(ge=2, le=10_000)] = 20.0
@@ -169,12 +240,19 @@ class ToleranceSpec(_Model):
 class Spec(_Model):
     """A validated network spec; see ``vle_hw/examples/lagline.yaml``."""
 
-    name: Identifier
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    name: Identifier = Field(
+        description="network name, used in netlist and file names, e.g. lagline"
+    )
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="random seed, a whole number >= 0"
+    )
     network: NetworkSpec
     teacher: TeacherSpec | None = None
-    input: InputSpec | list[InputSpec]
-    target: TargetSpec
+    input: InputSpec | list[InputSpec] = Field(
+        description="a mapping with a kind (smoothed_square, sines, ou or csv), "
+        "or a list with one per input channel"
+    )
+    target: TargetSpec = Field(description="{kind: teacher} or {kind: csv, path: …}")
     initial_state: Literal["zero", "steady"] = "zero"
     simulation: SimulationSpec
     hardware: HardwareSpec = HardwareSpec()
@@ -185,7 +263,9 @@ class Spec(_Model):
     def _input_is_mapping_or_list(cls, value: Any) -> Any:
         if not isinstance(value, dict | list):
             raise ValueError(
-                f"must be a mapping with a 'kind' or a list of them, got {value!r}"
+                f"must be a mapping with a 'kind' or a list of them, got "
+                f"{_show(value)}; fix: write e.g. {{kind: smoothed_square}} "
+                "(kinds: smoothed_square, sines, ou, csv)"
             )
         return value
 
@@ -201,8 +281,9 @@ class Spec(_Model):
 def _per_neuron(value: float | list[float], size: int, where: str) -> None:
     if isinstance(value, list) and len(value) != size:
         raise ValueError(
-            f"{where} has {len(value)} values for a layer of size {size}; "
-            f"give one number for the layer or exactly {size} (one per neuron)"
+            f"{where} has {len(value)} values {_show(value)} for a layer of size "
+            f"{size}; fix: give one number for the whole layer, or exactly {size} "
+            "(one per neuron)"
         )
 
 
@@ -212,16 +293,23 @@ def _check_matrices(weights: Any, sizes: list[int], where: str) -> None:
     if len(weights) != len(sizes) - 1:
         raise ValueError(
             f"{where} has {len(weights)} matrices for {len(sizes) - 1} layers; "
-            "give one matrix (rows = post-synaptic neurons) per layer"
+            f"fix: give one matrix per layer (rows = post-synaptic neurons), "
+            f"shapes {_shapes_text(sizes)}"
         )
     for index, matrix in enumerate(weights):
         rows, cols = sizes[index + 1], sizes[index]
         if len(matrix) != rows or any(len(row) != cols for row in matrix):
+            below = "network.inputs" if index == 0 else f"layer {index} size"
             raise ValueError(
-                f"{where}[{index}] must be {rows} x {cols} "
-                f"(layer {index + 1} size x layer {index} size), "
-                f"got {len(matrix)} rows of lengths {[len(r) for r in matrix]}"
+                f"{where}[{index}] must be {rows} x {cols} (layer {index + 1} size "
+                f"x {below}), got {len(matrix)} rows of lengths "
+                f"{[len(r) for r in matrix]}: {_show(matrix)}; fix: give "
+                f"{rows} rows of {cols} numbers each"
             )
+
+
+def _shapes_text(sizes: list[int]) -> str:
+    return ", ".join(f"{sizes[i + 1]} x {sizes[i]}" for i in range(len(sizes) - 1))
 
 
 def _check_biases(biases: Any, sizes: list[int], where: str) -> None:
@@ -230,13 +318,14 @@ def _check_biases(biases: Any, sizes: list[int], where: str) -> None:
     if len(biases) != len(sizes) - 1:
         raise ValueError(
             f"{where} has {len(biases)} vectors for {len(sizes) - 1} layers; "
-            "give one vector per layer, or 'none' or 'zero'"
+            "fix: give one vector per layer, or 'none' or 'zero'"
         )
     for index, vector in enumerate(biases):
         if len(vector) != sizes[index + 1]:
             raise ValueError(
-                f"{where}[{index}] must have {sizes[index + 1]} values, "
-                f"got {len(vector)}"
+                f"{where}[{index}] must have {sizes[index + 1]} values (layer "
+                f"{index + 1} size), got {len(vector)}: {_show(vector)}; fix: give "
+                "one bias per neuron"
             )
 
 
@@ -250,15 +339,18 @@ def _check_network(spec: Spec) -> None:
     _check_biases(net.biases, sizes, "network.biases")
     names = [layer.name for layer in net.layers if layer.name is not None]
     if len(names) != len(set(names)):
-        raise ValueError(f"network.layers: layer names must be unique, got {names}")
+        raise ValueError(
+            f"network.layers: layer names must be unique, got {names}; fix: rename "
+            "the repeated ones"
+        )
 
     if spec.teacher is not None:
         teacher = spec.teacher
         if teacher.layers is not None and len(teacher.layers) != len(net.layers):
             raise ValueError(
                 f"teacher.layers has {len(teacher.layers)} entries for "
-                f"{len(net.layers)} network layers; give one (possibly empty) "
-                "override per layer"
+                f"{len(net.layers)} network layers; fix: give one (possibly empty, "
+                "{}) override per layer"
             )
         for index, layer in enumerate(teacher.layers or []):
             size = net.layers[index].size
@@ -271,124 +363,535 @@ def _check_network(spec: Spec) -> None:
     if isinstance(spec.target, TargetTeacher) and spec.teacher is None:
         raise ValueError(
             "target.kind is 'teacher' but the spec has no 'teacher' section; "
-            "add a teacher (weights at least) or use target.kind: csv"
+            "fix: add a teacher (weights at least) or use target.kind: csv"
         )
 
-    inputs = spec.input if isinstance(spec.input, list) else [spec.input]
-    csv_inputs = [item for item in inputs if isinstance(item, CsvSamples)]
-    if isinstance(spec.input, list):
-        if len(spec.input) != net.inputs:
-            raise ValueError(
-                f"input lists {len(spec.input)} generators for "
-                f"network.inputs = {net.inputs}; give one per input channel"
-            )
-        if csv_inputs:
-            raise ValueError(
-                "input: a csv source holds every channel; give it alone, not in a list"
-            )
-    elif net.inputs > 1 and not csv_inputs:
-        raise ValueError(
-            f"input is one generator but network.inputs = {net.inputs}; "
-            "give a list with one generator per channel, or a csv file"
-        )
-    for item in inputs:
-        if isinstance(item, Sines):
-            if len(item.omegas) != len(item.amplitudes):
-                raise ValueError(
-                    "input.omegas and input.amplitudes must have the same length, "
-                    f"got {len(item.omegas)} and {len(item.amplitudes)}"
-                )
-            if item.phases is not None and len(item.phases) != len(item.amplitudes):
-                raise ValueError(
-                    "input.phases must have one value per sine "
-                    f"({len(item.amplitudes)}), got {len(item.phases)}"
-                )
+    _check_inputs(spec)
     sim = spec.simulation
     if sim.max_step is not None and sim.max_step >= sim.t_stop:
         raise ValueError(
-            f"simulation.max_step = {sim.max_step} must be smaller than "
-            f"simulation.t_stop = {sim.t_stop}"
+            f"simulation.max_step = {sim.max_step!r} must be smaller than "
+            f"simulation.t_stop = {sim.t_stop!r}; fix: lower max_step or leave it out"
         )
 
 
-# --- error formatting -----------------------------------------------------------
+def _check_inputs(spec: Spec) -> None:
+    channels = spec.network.inputs
+    inputs = spec.input if isinstance(spec.input, list) else [spec.input]
+    csv_inputs = [item for item in inputs if isinstance(item, CsvSamples)]
+    if isinstance(spec.input, list):
+        if len(spec.input) != channels:
+            raise ValueError(
+                f"input lists {len(spec.input)} generators for network.inputs = "
+                f"{channels}; fix: give one generator per input channel"
+            )
+        if csv_inputs:
+            raise ValueError(
+                "input: a csv source holds every channel; fix: give it alone "
+                "(input: {kind: csv, path: ...}), not in a list"
+            )
+    elif channels > 1 and not csv_inputs:
+        raise ValueError(
+            f"input is one generator but network.inputs = {channels}; fix: give "
+            "a list with one generator per channel, or a csv file"
+        )
 
-_FIXES = {
-    "missing": "add this field (see vle_hw/examples/lagline.yaml)",
-    "extra_forbidden": "remove it or correct its spelling",
-    "float_type": "write a plain number such as 1.0 (no quotes)",
-    "int_type": "write a whole number such as 2 (no quotes)",
-    "finite_number": "write a finite number (no nan or inf)",
-    "greater_than": "use a value above the bound",
-    "greater_than_equal": "use a value at or above the bound",
-    "less_than": "use a value below the bound",
-    "less_than_equal": "use a value at or below the bound",
-    "literal_error": "use one of the listed values",
-    "string_pattern_mismatch": (
-        "use a plain identifier: lower-case letter first, then a-z, 0-9 or _"
-    ),
-    "union_tag_invalid": "set 'kind' to one of the listed values",
-    "union_tag_not_found": "add a 'kind' field",
-    "list_type": "write a list, e.g. [1.0, 2.0]",
-    "model_type": "write a mapping of fields",
-    "dict_type": "write a mapping of fields",
-    "too_short": "add entries",
-    "too_long": "remove entries",
-    "bool_type": "write true or false",
-    "string_type": "write a string",
-    "string_too_long": "shorten it",
-    "string_too_short": "write a non-empty string",
+    t_stop = spec.simulation.t_stop
+    for index, item in enumerate(inputs):
+        where = f"input[{index}]" if isinstance(spec.input, list) else "input"
+        if isinstance(item, OrnsteinUhlenbeck):
+            samples = math.ceil(t_stop / item.dt) + 1
+            if samples > MAX_TABLE_POINTS:
+                raise ValueError(
+                    f"{where}.dt = {item.dt!r} gives {samples} samples for "
+                    f"simulation.t_stop = {t_stop!r}; fix: raise dt to at least "
+                    f"{t_stop / (MAX_TABLE_POINTS - 1):.3g} (at most "
+                    f"{MAX_TABLE_POINTS} samples)"
+                )
+
+
+# --- error formatting -----------------------------------------------------------
+#
+# pydantic reports one error per member of a union (`tau_m: float | list`), and
+# names the member in the error's location ("list[constrained-float]"). The
+# formatter walks each location through the schema to recover the path the user
+# wrote, keeps only the union member that matches the shape of the value found
+# (a list for a list, a mapping for a mapping), and words each error as: field,
+# requirement, value, fix, and what the field is.
+
+_MAX_LINES = 8
+_NUMBER_MEMBERS = {"float", "int", "bool", "constrained-float", "constrained-int"}
+_BOUNDS = {
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
 }
 
 
-def _loc_to_field(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
+@dataclass
+class _Problem:
+    """One pydantic error, located in the spec the user wrote."""
+
+    kind: str  # pydantic error type, or "wrong_form": the value fits no union member
+    path: tuple[str | int, ...]  # user path, union members and kind tags removed
+    value: Any
+    ctx: dict[str, Any]
+    message: str
+    union: tuple[int, str] | None = None  # (length of path at the union, member)
+    owner: tuple[type[BaseModel], str] | None = None  # model and field named last
+    models: tuple[type[BaseModel], ...] = ()  # models holding the last part
+    forms: tuple[str, ...] = ()  # for "wrong_form": the shapes that are accepted
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _flatten(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [leaf for arg in get_args(annotation) for leaf in _flatten(arg)]
+    return [annotation]
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _kinds(model: type[BaseModel]) -> tuple[str, ...]:
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()
+
+
+class _Where(NamedTuple):
+    path: tuple[str | int, ...]
+    union: tuple[int, str] | None
+    owner: tuple[type[BaseModel], str] | None
+    models: list[type[BaseModel]]
+
+
+def _locate(loc: tuple[Any, ...], kind: str) -> _Where:
+    """Walk a pydantic location through the schema (see the block comment)."""
+    path: list[str | int] = []
+    union = owner = None
+    candidates: list[Any] = [Spec]
+    models: list[type[BaseModel]] = [Spec]
+    for position, part in enumerate(loc):
+        flat = [leaf for c in candidates for leaf in _flatten(c)]
+        models = [leaf for leaf in flat if _is_model(leaf)]
+        holders = [
+            m for m in models if isinstance(part, str) and part in m.model_fields
+        ]
         if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in {
-            "float",
-            "int",
-            "list[float]",
-            "list[list[float]]",
-            "list[list[list[float]]]",
-            "RandomInit",
-            "str",
-        } or str(part).startswith(("constrained-", "function-", "literal[")):
-            # pydantic names the union member it tried; the user never wrote it
-            continue
+            candidates = [get_args(t)[0] for t in flat if get_origin(t) is list]
+            path.append(part)
+        elif holders:
+            owner = (holders[0], part)
+            candidates = [m.model_fields[part].annotation for m in holders]
+            path.append(part)
+        elif tagged := [m for m in models if part in _kinds(m)]:
+            candidates = tagged  # a discriminator value: no choice left to report
+        elif position == len(loc) - 1 and kind == "extra_forbidden":
+            path.append(part)  # the unknown key itself
+            break
         else:
-            text += ("." if text else "") + str(part)
-    return text or "(top level)"
+            candidates = flat
+            if union is None:
+                union = (len(path), part)
+    flat = [leaf for c in candidates for leaf in _flatten(c)]
+    if kind != "extra_forbidden":
+        models = [leaf for leaf in flat if _is_model(leaf)]
+    return _Where(tuple(path), union, owner, models)
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = []
-    seen = set()
+def _value_at(data: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False, None
+    return True, data
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, bool | int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "other"
+
+
+def _member_shape(member: str) -> str:
+    if member.startswith(("list[", "tuple[")):
+        return "list"
+    if member.startswith("literal["):
+        return "str"
+    if member in _NUMBER_MEMBERS:
+        return "number"
+    if member in {"str", "constrained-str"}:
+        return "str"
+    return "mapping"
+
+
+def _member_form(member: str) -> str:
+    shape = _member_shape(member)
+    if member.startswith("literal["):
+        return " or ".join(re.findall(r"'[^']*'", member))
+    if member == "RandomInit":
+        return "a mapping {init: random, std: ...}"
+    if member.startswith("tagged-union["):
+        return "a mapping with a kind"
+    return {"list": "a list", "number": "a number", "str": "a string"}.get(
+        shape, "a mapping"
+    )
+
+
+def _problems(exc: ValidationError, data: Any) -> list[_Problem]:
+    """The errors the user should see, one union member per union."""
+    located = []
     for err in exc.errors(include_url=False):
-        field = _loc_to_field(err["loc"])
-        kind = err["type"]
-        if (field, kind) in seen:
+        where = _locate(tuple(err["loc"]), err["type"])
+        located.append(
+            _Problem(
+                kind=err["type"],
+                path=where.path,
+                value=err.get("input"),
+                ctx=dict(err.get("ctx") or {}),
+                message=err["msg"],
+                union=where.union,
+                owner=where.owner,
+                models=tuple(where.models),
+            )
+        )
+
+    # Group the alternatives of each union, keeping the order of first mention.
+    order: list[_Problem | tuple[str | int, ...]] = []
+    groups: dict[tuple[str | int, ...], dict[str, list[_Problem]]] = {}
+    for problem in located:
+        if problem.union is None:
+            order.append(problem)
             continue
-        seen.add((field, kind))
-        message = err["msg"].removeprefix("Value error, ")
-        if kind == "value_error":
-            lines.append(f"{source}: {field}: {message}.")
-            continue
-        value = "(missing)" if kind == "missing" else repr(err.get("input"))
-        if len(value) > 80:
-            value = value[:77] + "..."
-        fix = _FIXES.get(kind, "see vle_hw/examples/lagline.yaml for a valid spec")
-        lines.append(f"{source}: field '{field}': {message}; got {value}; fix: {fix}.")
-    # Several union members fail for one wrong value; keep the first few lines.
-    return "\n".join(lines[:12])
+        at = problem.path[: problem.union[0]]
+        if at not in groups:
+            groups[at] = {}
+            order.append(at)
+        groups[at].setdefault(problem.union[1], []).append(problem)
+
+    chosen: list[_Problem] = []
+    for entry in order:
+        if isinstance(entry, _Problem):
+            chosen.append(entry)
+        else:
+            chosen += _pick_member(entry, groups[entry], data)
+    return chosen
+
+
+def _pick_member(
+    at: tuple[str | int, ...], members: dict[str, list[_Problem]], data: Any
+) -> list[_Problem]:
+    found, value = _value_at(data, at)
+    shape = _shape(value)
+    for member, problems in members.items():
+        if found and _member_shape(member) == shape:
+            return problems
+    where = _locate(at, "wrong_form")  # a user path names no union member
+    return [
+        _Problem(
+            kind="wrong_form",
+            path=at,
+            value=value,
+            ctx={},
+            message="",
+            owner=where.owner,
+            forms=tuple(_member_form(member) for member in members),
+        )
+    ]
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
+    return text or "the spec"
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _closest(word: Any, choices: list[str]) -> str:
+    matches = difflib.get_close_matches(str(word), choices, n=2, cutoff=0.6)
+    if not matches:
+        return ""
+    return f"did you mean {' or '.join(repr(m) for m in matches)}? "
+
+
+def _number_text(value: Any) -> str | None:
+    """`value` as a number if it is text holding one ('1.0' -> '1.0')."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return value.strip()
+    return None
+
+
+def _identifier_like(value: Any) -> str:
+    text = re.sub(r"[^a-z0-9_]+", "_", str(value).lower()).strip("_")
+    if text and not text[0].isalpha():
+        text = "n" + text
+    if len(text) < 2 or not re.fullmatch(IDENTIFIER_PATTERN, text):
+        return "my_net"
+    return text
+
+
+def _requirement_and_fix(problem: _Problem) -> tuple[str, str]:
+    kind, ctx, value = problem.kind, problem.ctx, problem.value
+    if kind in _BOUNDS:
+        sign, key = _BOUNDS[kind]
+        return f"must be {sign} {ctx[key]:g}", f"use a number {sign} {ctx[key]:g}"
+    if kind == "finite_number":
+        return "must be a finite number", "replace it with a finite number"
+    if kind in {"float_type", "int_type", "bool_type", "string_type"}:
+        return _type_requirement(kind, value)
+    if kind == "wrong_form":
+        forms = " or ".join([", ".join(problem.forms[:-1]), problem.forms[-1]])
+        forms = forms.removeprefix(" or ")
+        number = _number_text(value)
+        if number is not None:
+            return f"must be {forms}", f"remove the quotes: write {number}"
+        return f"must be {forms}", "write one of these forms"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        choices = re.findall(r"'([^']*)'", expected)
+        return f"must be {expected}", f"{_closest(value, choices)}use one of these"
+    if kind == "string_pattern_mismatch":
+        return (
+            "must be a plain lower-case identifier (pattern ^[a-z][a-z0-9_]*$)",
+            "start with a lower-case letter and use only a-z, 0-9 and _, e.g. "
+            f"{_identifier_like(value)!r}",
+        )
+    if kind in {"list_type", "too_short", "too_long"}:
+        return _length_requirement(kind, ctx)
+    if kind in {"model_type", "dict_type", "model_attributes_type"}:
+        return "must be a mapping of fields (key: value)", "write a mapping"
+    if kind == "string_too_long":
+        return (
+            f"must have at most {ctx['max_length']} characters",
+            f"shorten it to {ctx['max_length']} characters or fewer",
+        )
+    if kind == "string_too_short":
+        return "must not be empty", "write a non-empty string"
+    return problem.message[:1].lower() + problem.message[1:], EXAMPLE_HINT
+
+
+def _type_requirement(kind: str, value: Any) -> tuple[str, str]:
+    number = _number_text(value)
+    if kind == "float_type":
+        if number is not None:
+            return "must be a number, not text", f"remove the quotes: write {number}"
+        return "must be a number", "write a plain number such as 1.0"
+    if kind == "int_type":
+        if isinstance(value, float) and value.is_integer():
+            return "must be a whole number", f"write {int(value)}"
+        if number is not None:
+            return (
+                "must be a whole number, not text",
+                f"remove the quotes: write {number}",
+            )
+        return "must be a whole number", "write a whole number such as 1"
+    if kind == "bool_type":
+        return "must be true or false", "write true or false (no quotes)"
+    return "must be a string", "write text, in quotes if it could be read as a number"
+
+
+def _length_requirement(kind: str, ctx: dict[str, Any]) -> tuple[str, str]:
+    if kind == "list_type":
+        return "must be a list", "write a list in [ ]"
+    if kind == "too_short":
+        return (
+            f"must have at least {ctx['min_length']} entries",
+            f"add entries (it has {ctx['actual_length']})",
+        )
+    return (
+        f"must have at most {ctx['max_length']} entries",
+        f"remove entries (it has {ctx['actual_length']})",
+    )
+
+
+def _describe(problem: _Problem, source: str) -> str:
+    """One line: field, requirement, value found, fix, what the field is."""
+    field = _path_text(problem.path)
+    about = ""
+    if problem.owner is not None:
+        model, name = problem.owner
+        description = model.model_fields[name].description
+        if description:
+            about = f" ({name}: {description})"
+    kind = problem.kind
+
+    if kind == "missing":
+        return (
+            f"{source}: {field} is missing; fix: add it{about or ', ' + EXAMPLE_HINT}."
+        )
+    if kind == "extra_forbidden":
+        allowed = sorted({f for m in problem.models for f in m.model_fields})
+        name = problem.path[-1] if problem.path else ""
+        return (
+            f"{source}: {field} is not a known field (value {_show(problem.value)}); "
+            f"fix: {_closest(name, allowed)}remove it or correct its spelling; "
+            f"fields allowed here: {', '.join(allowed)}."
+        )
+    if kind == "invalid_key":
+        parent = _path_text(problem.path[:-1])
+        return (
+            f"{source}: {parent} has the key {_show(problem.value)}, which is not "
+            f"text; fix: use field names as in vle_hw/examples/lagline.yaml."
+        )
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        kinds = sorted({k for m in problem.models for k in _kinds(m)})
+        listed = ", ".join(kinds)
+        if kind == "union_tag_not_found":
+            return f"{source}: {field}.kind is missing; fix: add kind: one of {listed}."
+        tag = problem.ctx.get("tag")
+        return (
+            f"{source}: {field}.kind must be one of {listed}, got {tag!r}; "
+            f"fix: {_closest(tag, kinds)}use one of these."
+        )
+    if kind == "value_error":
+        message = problem.message.removeprefix("Value error, ").rstrip(".")
+        if not problem.path:  # a cross-field check: the message names its fields
+            return f"{source}: {message}."
+        return f"{source}: {field} {message}."
+    requirement, fix = _requirement_and_fix(problem)
+    return (
+        f"{source}: {field} {requirement}, got {_show(problem.value)}; "
+        f"fix: {fix}{about}."
+    )
+
+
+def _format_validation_error(exc: ValidationError, source: str, data: Any) -> str:
+    lines: list[str] = []
+    for problem in _problems(exc, data):
+        line = _describe(problem, source)
+        if line not in lines:
+            lines.append(line)
+    if len(lines) > _MAX_LINES:
+        more = len(lines) - _MAX_LINES
+        lines = lines[:_MAX_LINES] + [f"{source}: ... and {more} more problem(s)."]
+    return "\n".join(lines)
 
 
 # --- loading --------------------------------------------------------------------
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter where YAML 1.1 surprises: ``1e-3`` is a
+    number (YAML 1.1 reads it as text), and a repeated key is an error rather
+    than a silent overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key; the base class reports it
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+_TOP_LEVEL_NAMES = {
+    list: "a list (lines starting with '- ')",
+    str: "a single text value",
+    int: "a single number",
+    float: "a single number",
+    bool: "a single true/false",
+}
+_YAML_HINTS = {
+    "twice": "keep one of the two",
+    "'\\t'": "indent with spaces, not tabs",
+    "constructor for the tag": "remove the !! tag; a spec holds plain values only",
+    "mapping values are not allowed": "quote text that holds ': ', or fix the "
+    "indentation",
+}
+
+
+def _yaml_error_text(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    text = f"{where}{problem}"
+    if context:
+        text += f" ({context}"
+        if context_mark is not None:
+            text += f" at line {context_mark.line + 1}"
+        text += ")"
+    return text
+
+
+def _parse_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Any:
+    try:
+        if fmt == "toml":
+            return tomllib.loads(text)
+        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = _yaml_error_text(exc)
+        hints = [hint for key, hint in _YAML_HINTS.items() if key in where]
+        hint = hints[0] if hints else "correct the syntax there"
+        raise SpecError(f"{source}: not valid YAML at {where}; fix: {hint}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(
+            f"{source}: not valid TOML: {exc}; fix: correct the syntax there "
+            "(text needs quotes, each key appears once)."
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"{source}: the {fmt.upper()} is nested too deeply to read; fix: use "
+            "the structure of vle_hw/examples/lagline.yaml."
+        ) from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML builds dates and numbers with Python's constructors.
+        raise SpecError(
+            f"{source}: a {fmt.upper()} value cannot be read ({exc}); fix: correct "
+            "it, or quote it if it is meant as text."
+        ) from None
+
+
 def default_spec_text() -> str:
-    """Text of the embedded default spec (LagLine, DESIGN.md 5.1)."""
+    """Text of the embedded default spec (LagLine, DESIGN.md 5.1).
+
+    Examples
+    --------
+    >>> default_spec_text().splitlines()[4]
+    'name: lagline'
+    """
     return (
         resources.files("vle_hw.examples")
         .joinpath(DEFAULT_SPEC_NAME)
@@ -398,6 +901,9 @@ def default_spec_text() -> str:
 
 def parse_spec_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Spec:
     """Parse and validate spec text.
+
+    CSV paths are not checked here (the text has no folder); :func:`load_spec`
+    checks them.
 
     Parameters
     ----------
@@ -414,38 +920,53 @@ def parse_spec_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Spe
     Raises
     ------
     SpecError
-        If the text does not parse or the spec is invalid.
+        If the text does not parse or the spec is invalid. The message has one
+        line per problem, each naming the field path, the value and the fix.
 
     Examples
     --------
     >>> spec = parse_spec_text(default_spec_text(), "default", "yaml")
     >>> spec.name, [layer.tau_m for layer in spec.network.layers]
     ('lagline', [1.0, 2.0])
+    >>> parse_spec_text("name: Net", "s.yaml", "yaml")
+    Traceback (most recent call last):
+    ...
+    vle_hw.errors.SpecError: s.yaml: name must be a plain lower-case identifier ...
     """
-    try:
-        if fmt == "toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(
-            f"{source}: not valid {fmt.upper()}: {exc}; fix the syntax at the "
-            "position shown."
-        ) from exc
+    data = _parse_text(text, source, fmt)
     if not isinstance(data, dict):
+        found = (
+            "an empty file"
+            if data is None
+            else _TOP_LEVEL_NAMES.get(type(data), f"a {type(data).__name__}")
+        )
         raise SpecError(
-            f"{source}: the spec must be a mapping of fields at the top level, got "
-            f"{type(data).__name__}; see vle_hw/examples/lagline.yaml."
+            f"{source}: the spec must be a mapping of fields at the top level "
+            f"(name: ..., network: ...), got {found}; fix: write the fields as in "
+            "vle_hw/examples/lagline.yaml."
         )
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(exc, source)) from None
+        raise SpecError(_format_validation_error(exc, source, data)) from None
+    except RecursionError:
+        raise SpecError(
+            f"{source}: a value is nested too deeply; fix: use the structure of "
+            "vle_hw/examples/lagline.yaml."
+        ) from None
     return spec
 
 
 def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
     """Load a spec file (YAML or TOML by extension), or the embedded default.
+
+    Relative CSV paths are resolved against the spec file's folder and must
+    exist.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.yaml``, ``.yml`` or ``.toml`` file; None loads the default.
 
     Returns
     -------
@@ -455,7 +976,14 @@ def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
     Raises
     ------
     SpecError
-        If the file is missing, unreadable, has an unknown extension or is invalid.
+        If the file is missing, unreadable, has an unknown extension or is
+        invalid, or a CSV file it names does not exist.
+
+    Examples
+    --------
+    >>> spec, text = load_spec()
+    >>> spec.network.inputs
+    1
     """
     if path is None:
         text = default_spec_text()
@@ -464,28 +992,48 @@ def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
     suffix = path.suffix.lower()
     if suffix not in {".yaml", ".yml", ".toml"}:
         raise SpecError(
-            f"spec file {str(path)!r}: unknown extension {suffix!r}; "
-            "use .yaml, .yml or .toml."
+            f"spec file {str(path)!r}: unknown extension {suffix or '(none)'!r}; "
+            "fix: name it .yaml, .yml or .toml to say how it is written."
         )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
-            f"spec file {str(path)!r} does not exist; check the path."
+            f"spec file {str(path)!r} does not exist; fix: check the path "
+            "(run without a spec to use the built-in LagLine example)."
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise SpecError(
+            f"spec file {str(path)!r} is a folder; fix: give the spec file in it."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"spec file {str(path)!r} is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}); fix: save it as UTF-8."
+        ) from None
+    except (OSError, ValueError) as exc:
         raise SpecError(f"spec file {str(path)!r} cannot be read: {exc}.") from None
     fmt: Literal["yaml", "toml"] = "toml" if suffix == ".toml" else "yaml"
     spec = parse_spec_text(text, str(path), fmt)
-    _resolve_csv_paths(spec, path.parent)
+    _resolve_csv_paths(spec, path.parent, str(path))
     return spec, text
 
 
-def _resolve_csv_paths(spec: Spec, base: Path) -> None:
+def _resolve_csv_paths(spec: Spec, base: Path, source: str) -> None:
     items = spec.input if isinstance(spec.input, list) else [spec.input]
-    for item in [*items, spec.target]:
-        if isinstance(item, CsvSamples) and not Path(item.path).is_absolute():
-            item.path = str((base / item.path).resolve())
+    fields = ["input"] * len(items) + ["target"]
+    for field, item in zip(fields, [*items, spec.target], strict=True):
+        if not isinstance(item, CsvSamples):
+            continue
+        given = item.path
+        if not Path(given).is_absolute():
+            item.path = str((base / given).resolve())
+        if not Path(item.path).is_file():
+            raise SpecError(
+                f"{source}: {field}.path = {given!r} does not exist (looked for "
+                f"{item.path}); fix: correct the path, which is relative to the "
+                "spec file's folder, or create the file."
+            )
 
 
 def spec_hash(text: str) -> str:
@@ -496,6 +1044,8 @@ def spec_hash(text: str) -> str:
 def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
     """Read a CSV of samples: a header, a time column, then `channels` columns.
 
+    Blank lines are skipped.
+
     Returns
     -------
     ndarray, shape (n, 1 + channels)
@@ -504,36 +1054,55 @@ def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
     ------
     SpecError
         If the file is missing, not numeric, has the wrong number of columns,
-        or its times do not increase strictly.
+        or its times do not increase strictly. The message names the line.
     """
     where = f"{field}.path = {path!r}"
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
     except FileNotFoundError:
-        raise SpecError(f"{where}: file not found; check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{where}: file not found; fix: check the path.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SpecError(f"{where}: cannot be read ({exc}).") from None
-    if len(rows) < 3:
+    width = 1 + channels
+    numbered = [
+        (line, row)
+        for line, row in enumerate(rows, start=1)
+        if any(cell.strip() for cell in row)
+    ]
+    if len(numbered) < 3:
         raise SpecError(
-            f"{where}: needs a header line and at least two rows of samples."
+            f"{where}: needs a header line and at least two rows of samples, got "
+            f"{len(numbered)} non-blank line(s); fix: add samples."
         )
-    body = rows[1:]
-    try:
-        data = np.array([[float(cell) for cell in row] for row in body], dtype=float)
-    except ValueError as exc:
-        raise SpecError(
-            f"{where}: every cell after the header must be a number ({exc})."
-        ) from None
-    if data.ndim != 2 or data.shape[1] != 1 + channels:
-        raise SpecError(
-            f"{where}: expected {1 + channels} columns (t then {channels} channels), "
-            f"got rows of lengths {sorted({len(r) for r in body})}."
-        )
+    data = np.empty((len(numbered) - 1, width))
+    for index, (line, row) in enumerate(numbered[1:]):
+        if len(row) != width:
+            raise SpecError(
+                f"{where}: line {line} has {len(row)} columns, expected {width} "
+                f"(t then {channels} channel(s)); fix: one time and one value per "
+                "channel on every line."
+            )
+        for column, cell in enumerate(row):
+            try:
+                data[index, column] = float(cell)
+            except ValueError:
+                raise SpecError(
+                    f"{where}: line {line}, column {column + 1}: {_show(cell)} is "
+                    "not a number; fix: every cell after the header must be a number."
+                ) from None
     if not np.all(np.isfinite(data)):
-        raise SpecError(f"{where}: contains NaN or infinity.")
-    if np.any(np.diff(data[:, 0]) <= 0):
-        raise SpecError(f"{where}: the time column must increase strictly.")
+        line = numbered[1 + int(np.argmax(~np.isfinite(data).all(axis=1)))][0]
+        raise SpecError(
+            f"{where}: line {line} holds NaN or infinity; fix: finite numbers only."
+        )
+    steps = np.diff(data[:, 0])
+    if np.any(steps <= 0):
+        line = numbered[2 + int(np.argmax(steps <= 0))][0]
+        raise SpecError(
+            f"{where}: line {line}: the time column must increase strictly; fix: "
+            "sort the rows by t and remove repeated times."
+        )
     return data
 
 
