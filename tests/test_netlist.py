@@ -85,7 +85,7 @@ def test_shipped_example_equals_the_embedded_default():
 
 
 def test_writer_rejects_names_that_could_add_deck_lines():
-    for bad in ["u\n.control", "x;shell", "A", "1u", "u l1", ".include"]:
+    for bad in ["u\n.control", "x;shell", "A", "1u", "u l1", ".include", "a\n"]:
         plan = CircuitPlan(
             title="t",
             header={},

@@ -51,7 +51,7 @@ def main(verbose: int) -> None:
 
 
 @main.command()
-@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec", required=False)
 @click.option("--latex", is_flag=True, help="Print LaTeX instead of plain text.")
 def derive(spec: str | None, latex: bool) -> None:
     """Print the derived local equations of every phi in SPEC (default: LagLine)."""
@@ -68,7 +68,7 @@ def derive(spec: str | None, latex: bool) -> None:
 
 
 @main.command()
-@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec", required=False)
 @click.option(
     "-o",
     "--output",
@@ -100,7 +100,7 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
 
 
 @main.command()
-@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec", required=False)
 @click.option(
     "--out",
     "out_dir",
@@ -150,11 +150,17 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
             Path(deck_path) if deck_path else None,
             trace_format,
         )
-        click.echo(
-            f"verify {parsed.name}: t_stop = {parsed.simulation.t_stop:g} model units, "
-            f"eta = {parsed.network.eta:g}; running ngspice and the ODE reference..."
+        result = run_verify(
+            parsed,
+            text,
+            paths,
+            force=force,
+            on_start=lambda: click.echo(
+                f"verify {parsed.name}: t_stop = {parsed.simulation.t_stop:g} model "
+                f"units, eta = {parsed.network.eta:g}; running ngspice and the ODE "
+                "reference..."
+            ),
         )
-        result = run_verify(parsed, text, paths, force=force)
     except (SpecError, OutputExistsError) as exc:
         _fail(str(exc), EXIT_INPUT)
     except NgspiceMissingError as exc:

@@ -36,7 +36,7 @@ class Deck:
 
 
 def _check_name(name: str, what: str) -> str:
-    if not NODE_PATTERN.match(name):
+    if not NODE_PATTERN.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a plain lower-case identifier")
     return name
 
@@ -84,16 +84,16 @@ def write_deck(plan: CircuitPlan) -> Deck:
     >>> print(write_deck(plan).text.splitlines()[0])
     demo
     """
-    if not _SAFE_HEADER.match(plan.title):
+    if not _SAFE_HEADER.fullmatch(plan.title):
         raise ValueError(f"deck title {plan.title!r} has unsafe characters")
     lines = [plan.title]
     for key, value in plan.header.items():
         _check_name(key, "header key")
-        if not _SAFE_HEADER.match(value):
+        if not _SAFE_HEADER.fullmatch(value):
             raise ValueError(f"header {key} = {value!r} has unsafe characters")
         lines.append(f"* {key}: {value}")
     for heading, elements in plan.sections:
-        if not _SAFE_HEADER.match(heading):
+        if not _SAFE_HEADER.fullmatch(heading):
             raise ValueError(f"section heading {heading!r} has unsafe characters")
         lines.append("")
         lines.append(f"* --- {heading} ---")
@@ -102,7 +102,7 @@ def write_deck(plan: CircuitPlan) -> Deck:
             for node in element.nodes:
                 if node != "0":
                     _check_name(node, "node")
-            if not _SAFE_VALUE.match(element.value):
+            if not _SAFE_VALUE.fullmatch(element.value):
                 raise ValueError(
                     f"element {element.name}: value {element.value!r} has unsafe "
                     "characters"

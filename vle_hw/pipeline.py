@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,11 @@ class VerifyResult:
 
 
 def verify(
-    spec: Spec, spec_text: str, paths: VerifyPaths, force: bool = False
+    spec: Spec,
+    spec_text: str,
+    paths: VerifyPaths,
+    force: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> VerifyResult:
     """Run the whole verification of `spec` and write every output.
 
@@ -104,6 +109,8 @@ def verify(
     paths : VerifyPaths
         Output files; none is overwritten unless `force`.
     force : bool
+    on_start : callable, optional
+        Called once the inputs are valid, just before the simulations start.
 
     Returns
     -------
@@ -116,21 +123,23 @@ def verify(
     NgspiceMissingError, NgspiceRunError
         If ngspice is missing or its run fails.
     """
-    check_writable(paths.files(), force)
-    find_ngspice_library()
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    # --- build: network, inputs, deck --------------------------------------------
+    # --- build: network, inputs, deck (bad input fails here, before anything) ------
     network = build_network(spec)
     graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
     deck = build_deck(spec, spec_text)
+    check_writable(paths.files(), force)
+    find_ngspice_library()
     write_atomic(paths.deck, deck.text)
     timings["build_sec"] = time.perf_counter() - started
 
     # --- simulate: ngspice in a worker while the ODE runs here --------------------
+    if on_start is not None:
+        on_start()
     handle = start_run(deck, paths.deck, paths.ngspice_dir, spec.simulation.timeout_sec)
     t0 = time.perf_counter()
     try:

@@ -84,7 +84,9 @@ class LayerSpec(_Model):
     tau_m: Positive | list[Positive] = Field(description=_TAU_M)
     tau_r: Positive | list[Positive] = Field(description=_TAU_R)
     gamma: NonNegative | None = Field(
-        None, description="prospective gain of this layer, >= 0 (default: network)"
+        None,
+        description="error gain of this layer (m = gamma e), >= 0; "
+        "default: network.gamma",
     )
     plastic: bool = Field(True, description="whether the layer's weights learn")
 
@@ -103,9 +105,13 @@ class NetworkSpec(_Model):
         description="list of layers, input side first, e.g. "
         "[{size: 1, phi: softplus, tau_m: 1.0, tau_r: 0.1}]"
     )
-    gamma: NonNegative = Field(0.0, description="prospective gain, >= 0")
-    beta: NonNegative = Field(description="nudging strength of the output, >= 0")
-    eta: NonNegative = Field(description="learning rate in 1 / model time unit")
+    gamma: NonNegative = Field(
+        0.0, description="error gain in the neuron dynamics (m = gamma e), >= 0"
+    )
+    beta: NonNegative = Field(description="nudging strength at the output, >= 0")
+    eta: NonNegative = Field(
+        description="learning rate in 1 / model time unit, >= 0 (0 freezes weights)"
+    )
     cost: Literal["mse"] = "mse"
     weights: list[Matrix] | RandomInit = Field(description=_WEIGHTS)
     biases: Literal["none", "zero"] | list[list[float]] | RandomInit = Field(
@@ -252,7 +258,7 @@ class Spec(_Model):
         description="a mapping with a kind (smoothed_square, sines, ou or csv), "
         "or a list with one per input channel"
     )
-    target: TargetSpec = Field(description="{kind: teacher} or {kind: csv, path: …}")
+    target: TargetSpec = Field(description="{kind: teacher} or {kind: csv, path: ...}")
     initial_state: Literal["zero", "steady"] = "zero"
     simulation: SimulationSpec
     hardware: HardwareSpec = HardwareSpec()
@@ -793,9 +799,11 @@ def _format_validation_error(exc: ValidationError, source: str, data: Any) -> st
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, stricter where YAML 1.1 surprises: ``1e-3`` is a
-    number (YAML 1.1 reads it as text), and a repeated key is an error rather
-    than a silent overwrite."""
+    """PyYAML's safe loader, without two YAML 1.1 surprises.
+
+    ``1e-3`` is read as a number (YAML 1.1 reads it as text), and a repeated
+    key is an error rather than a silent overwrite.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
@@ -865,7 +873,7 @@ def _parse_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Any:
         where = _yaml_error_text(exc)
         hints = [hint for key, hint in _YAML_HINTS.items() if key in where]
         hint = hints[0] if hints else "correct the syntax there"
-        raise SpecError(f"{source}: not valid YAML at {where}; fix: {hint}.") from None
+        raise SpecError(f"{source}: not valid YAML: {where}; fix: {hint}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(
             f"{source}: not valid TOML: {exc}; fix: correct the syntax there "

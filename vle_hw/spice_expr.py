@@ -34,14 +34,14 @@ def number(value: float) -> str:
 
 def node_voltage(node: str) -> sp.Symbol:
     """A sympy symbol standing for ``v(node)`` in a B-source expression."""
-    if not NODE_PATTERN.match(node):
+    if not NODE_PATTERN.fullmatch(node):
         raise ValueError(f"node name {node!r} is not a plain lower-case identifier")
     return sp.Symbol(f"__node__{node}", real=True)
 
 
 def parameter(name: str) -> sp.Symbol:
     """A symbol printed as a subcircuit parameter name (for the cell library)."""
-    if not NODE_PATTERN.match(name):
+    if not NODE_PATTERN.fullmatch(name):
         raise ValueError(f"parameter name {name!r} is not a plain identifier")
     return sp.Symbol(f"__param__{name}", real=True)
 
