@@ -133,6 +133,9 @@ def test_timeout_from_the_spec_reaches_the_cli_as_exit_3(tmp_path):
     )
     assert result.exit_code == 3
     assert "did not finish" in result.output and "timeout_sec" in result.output
+    # the log survives the killed worker; the ODE is stopped, not waited for
+    assert (tmp_path / "o" / "ngspice" / "ngspice.log").exists()
+    assert not (tmp_path / "o" / "traces.npz").exists()
 
 
 def test_csv_traces_hold_time_in_model_units(tmp_path):

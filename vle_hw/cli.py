@@ -178,6 +178,18 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
             f"class {cls:<16} worst nrmse {row['nrmse_max']:.2e}  "
             f"max abs err {row['max_abs_err']:.2e}"
         )
+    learning = result.info.get("learning", {})
+    if learning:
+        click.echo("")
+    for name, row in learning.items():
+        line = (
+            f"learning {name}: {row['initial']:.4g} -> ODE {row['ode_final']:.6g}, "
+            f"SPICE {row['spice_final']:.6g}"
+        )
+        if "teacher" in row and row["teacher"] != 0:
+            off = abs(row["spice_final"] - row["teacher"]) / abs(row["teacher"])
+            line += f" (teacher {row['teacher']:.4g}, SPICE off by {100 * off:.3g} %)"
+        click.echo(line)
     t = result.timings
     click.echo(
         f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, "

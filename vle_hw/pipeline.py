@@ -19,7 +19,7 @@ from vle_hw.compare import Comparison, compare
 from vle_hw.netlist import Deck, write_deck
 from vle_hw.network import build_network, network_graph
 from vle_hw.outputs import check_writable, npz_bytes, write_atomic
-from vle_hw.reference import simulate_reference
+from vle_hw.reference import ReferenceStopped, simulate_reference
 from vle_hw.report import verify_figure
 from vle_hw.runner import find_ngspice_library, start_run
 from vle_hw.signals import build_inputs, build_targets
@@ -144,8 +144,16 @@ def verify(
     t0 = time.perf_counter()
     try:
         reference = simulate_reference(
-            network, inputs, spec.simulation.t_stop, spec.initial_state, targets
+            network,
+            inputs,
+            spec.simulation.t_stop,
+            spec.initial_state,
+            targets,
+            should_stop=handle.finished_badly,
         )
+    except ReferenceStopped:
+        handle.result()  # raises the circuit run's own error
+        raise
     except BaseException:
         handle.process.kill()
         raise
@@ -159,7 +167,14 @@ def verify(
     # --- compare and report -------------------------------------------------------
     comparison = compare(ode, spice, spec.tolerances.nrmse, spec.tolerances.weight_rel)
     out_layer = network.layers[-1].index
-    figure = verify_figure(ode, spice, f"r_l{out_layer}_n0", f"e_l{out_layer}_n0")
+    learning = _learning_summary(network, ode, spice)
+    figure = verify_figure(
+        ode,
+        spice,
+        f"r_l{out_layer}_n0",
+        f"e_l{out_layer}_n0",
+        {name: row["teacher"] for name, row in learning.items() if "teacher" in row},
+    )
     write_atomic(paths.figure, figure)
     if paths.traces.suffix == ".csv":
         text = "# ode\n" + ode.csv_text() + "# spice\n" + spice.csv_text()
@@ -187,12 +202,32 @@ def verify(
         "max_step_sec": deck.text and _header_value(deck.text, "max_step"),
         "timings": timings,
     }
+    info["learning"] = learning
     result = VerifyResult(comparison, paths, timings, info)
     write_atomic(
         paths.json,
         json.dumps({**info, **comparison.to_dict()}, indent=2, sort_keys=True),
     )
     return result
+
+
+def _learning_summary(network, ode, spice) -> dict[str, dict[str, float]]:
+    """Final plastic weights of both traces beside the teacher's, if any."""
+    summary = {}
+    teacher = {layer.index: layer for layer in network.teacher or ()}
+    for name in ode.signals:
+        if not name.startswith("w_"):
+            continue
+        layer, i, j = (int(part[1:]) for part in name.split("_")[1:])
+        row = {
+            "initial": float(ode.signals[name][0]),
+            "ode_final": float(ode.signals[name][-1]),
+            "spice_final": float(spice.signals[name][-1]),
+        }
+        if layer in teacher:
+            row["teacher"] = float(teacher[layer].weights[i, j])
+        summary[name] = row
+    return summary
 
 
 def _header_value(text: str, key: str) -> str | None:

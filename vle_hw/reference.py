@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,10 @@ NEWTON_MAX_ITER = 50
 
 class ReferenceError(ArithmeticError):
     """The reference could not be computed (loop did not converge, solver failed)."""
+
+
+class ReferenceStopped(Exception):
+    """The caller asked the integration to stop (e.g. the circuit run failed)."""
 
 
 def _lambdify(expr: sp.Expr, args: list[sp.Symbol], what: str):
@@ -469,6 +474,7 @@ def simulate_reference(
     targets: list[Signal] | None = None,
     rtol: float = 1e-10,
     atol: float = 1e-12,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReferenceSolution:
     """Integrate the network's derived equations from 0 to `t_stop`.
 
@@ -482,6 +488,9 @@ def simulate_reference(
         Target channels; by default the teacher's output.
     rtol, atol : float
         DOP853 tolerances (relative; absolute in model units).
+    should_stop : callable, optional
+        Polled every few hundred evaluations; when it returns True the
+        integration ends with :class:`ReferenceStopped`.
 
     Returns
     -------
@@ -498,9 +507,12 @@ def simulate_reference(
     if targets is not None:
         y0 = np.array([[sig(0.0) for sig in targets]], dtype=float)
     state0 = model.initial_state(initial_state, x0, y0)
-    cache = {"z": None}
+    cache = {"z": None, "calls": 0}
 
     def rhs(t, flat):
+        cache["calls"] += 1
+        if should_stop is not None and cache["calls"] % 500 == 0 and should_stop():
+            raise ReferenceStopped(f"stopped by the caller at t = {t:.6g}")
         x = np.array([[sig(t) for sig in inputs]], dtype=float)
         out = model.derivative(t, flat[None, :], x, z0=cache["z"])
         cache["z"] = model._z_last

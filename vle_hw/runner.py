@@ -60,48 +60,54 @@ def find_ngspice_library() -> str:
 
 
 def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> None:
-    """Body of the worker process: run ngspice, write vectors, log and status."""
+    """Body of the worker process: run ngspice, write vectors, log and status.
+
+    ngspice's output is appended to ``ngspice.log`` line by line as it comes, so
+    the log survives a worker killed at its timeout.
+    """
     out = Path(out_dir)
     status: dict = {"ok": False}
-    lines: list[str] = []
-    try:
-        os.environ["NGSPICE_LIBRARY_PATH"] = library
-        logging.getLogger("PySpice").setLevel(logging.CRITICAL)
-        import warnings
-
-        warnings.filterwarnings("ignore")
-        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
-
-        ngspice = NgSpiceShared.new_instance()
-        started = time.perf_counter()
+    with open(out / "ngspice.log", "a", encoding="utf-8", buffering=1) as log_file:
         try:
-            ngspice.load_circuit(strip_control(deck_text))
-            ngspice.run()
-        except Exception as exc:  # PySpice raises on ngspice error lines
+            os.environ["NGSPICE_LIBRARY_PATH"] = library
+            logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+            import warnings
+
+            warnings.filterwarnings("ignore")
+            from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+
+            class _LoggedNgSpice(NgSpiceShared):
+                def send_char(self, message, ngspice_id):
+                    log_file.write(message + "\n")
+                    return 0
+
+            ngspice = _LoggedNgSpice.new_instance()
+            started = time.perf_counter()
+            try:
+                ngspice.load_circuit(strip_control(deck_text))
+                ngspice.run()
+            except Exception as exc:  # PySpice raises on ngspice error lines
+                status["error"] = f"{type(exc).__name__}: {exc}"
+            status["wall_sec"] = time.perf_counter() - started
+            if "error" not in status:
+                status.update(_save_vectors(ngspice, vectors, out))
+            ngspice.remove_circuit()
+            ngspice.destroy()
+        except Exception as exc:  # reported to the parent, which raises
             status["error"] = f"{type(exc).__name__}: {exc}"
-        status["wall_sec"] = time.perf_counter() - started
-        lines = [*ngspice.stdout.splitlines(), *ngspice.stderr.splitlines()]
-        if "error" not in status:
-            plot = ngspice.plot(None, ngspice.last_plot)
-            arrays = {"time": np.asarray(plot["time"].to_waveform(), dtype=float)}
-            missing = []
-            for name in vectors:
-                if name in plot:
-                    arrays[name] = np.asarray(plot[name].to_waveform(), dtype=float)
-                else:
-                    missing.append(name)
-            if missing:
-                status["error"] = f"ngspice produced no vector for {missing}"
-            else:
-                np.savez(out / "vectors.npz", **arrays)
-                status["ok"] = True
-                status["points"] = int(len(arrays["time"]))
-        ngspice.remove_circuit()
-        ngspice.destroy()
-    except Exception as exc:  # reported to the parent, which raises
-        status["error"] = f"{type(exc).__name__}: {exc}"
-    (out / "ngspice.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "status.json").write_text(json.dumps(status), encoding="utf-8")
+
+
+def _save_vectors(ngspice, vectors: list[str], out: Path) -> dict:
+    plot = ngspice.plot(None, ngspice.last_plot)
+    arrays = {"time": np.asarray(plot["time"].to_waveform(), dtype=float)}
+    missing = [name for name in vectors if name not in plot]
+    if missing:
+        return {"error": f"ngspice produced no vector for {missing}"}
+    for name in vectors:
+        arrays[name] = np.asarray(plot[name].to_waveform(), dtype=float)
+    np.savez(out / "vectors.npz", **arrays)
+    return {"ok": True, "points": int(len(arrays["time"]))}
 
 
 @dataclass
@@ -121,6 +127,17 @@ class RunHandle:
             self.timed_out.set()
             self.process.kill()
 
+    def finished_badly(self) -> bool:
+        """True once the worker has timed out, crashed or reported a failure."""
+        if self.timed_out.is_set():
+            return True
+        if self.process.is_alive():
+            return False
+        status_path = self.out_dir / "status.json"
+        if not status_path.exists():
+            return True
+        return not json.loads(status_path.read_text(encoding="utf-8")).get("ok")
+
     def result(self) -> Trace:
         """Wait for the worker and read its vectors back in model units.
 
@@ -136,6 +153,10 @@ class RunHandle:
             self._watchdog()
         if self.timed_out.is_set():
             self.process.join()
+            with open(log_path, "a", encoding="utf-8") as log_file:
+                log_file.write(
+                    f"vle_hw: worker killed at the timeout of {self.timeout_sec:g} s\n"
+                )
             raise NgspiceRunError(
                 f"ngspice did not finish {self.deck_path} within "
                 f"simulation.timeout_sec = {self.timeout_sec:g} s; raise the timeout "
@@ -162,7 +183,11 @@ class RunHandle:
             for line in log_lines
             if any(marker in line.lower() for marker in _ERROR_MARKERS)
         ]
-        data = np.load(self.out_dir / "vectors.npz")
+        with np.load(self.out_dir / "vectors.npz") as stored:
+            data = {key: stored[key] for key in stored.files}
+        # The vectors live on in the trace; the log is what stays beside it.
+        (self.out_dir / "vectors.npz").unlink()
+        status_path.unlink()
         t_sec = data["time"]
         stop = self.deck.tran_stop_sec
         if errors or len(t_sec) < 2 or t_sec[-1] < stop * (1 - 1e-9):
@@ -232,6 +257,10 @@ def start_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("status.json", "vectors.npz"):
         (out_dir / stale).unlink(missing_ok=True)
+    (out_dir / "ngspice.log").write_text(
+        f"vle_hw: ngspice run of {deck_path}, timeout {timeout_sec:g} s\n",
+        encoding="utf-8",
+    )
     vectors = sorted({probe.vector for probe in deck.probes})
     context = multiprocessing.get_context("spawn")
     process = context.Process(
