@@ -846,3 +846,14 @@ def test_every_text_field_of_the_schema_is_checked_before_use() -> None:
 
     assert unchecked == [".$defs.CsvSamples.properties.path"]
     assert schema["properties"]["name"]["pattern"] == IDENTIFIER_PATTERN
+
+
+def test_networks_beyond_the_verify_limits_are_rejected_before_building():
+    from helpers import default_dict, spec_from
+
+    data = default_dict()
+    data["network"]["layers"][0]["size"] = 100_000
+    data["network"]["weights"] = {"init": "random"}
+    data["teacher"]["weights"] = {"init": "random"}
+    with pytest.raises(SpecError, match=r"network.layers: 100001 neurons .* fix: use"):
+        spec_from(data)

@@ -43,6 +43,12 @@ IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
 DEFAULT_SPEC_NAME = "lagline.yaml"
 MAX_NEURONS_PER_LAYER = 100_000
 MAX_TABLE_POINTS = 2_000_000  # samples in one piecewise-linear source
+# LIMITATION(reference): the ODE reference solves the algebraic loop with a dense
+#   Newton Jacobian of size (2 n_neurons)^2 at every evaluation, and the deck has
+#   per-synapse elements. Consequence: networks are capped at MAX_NEURONS neurons
+#   and MAX_SYNAPSES synapses (student + teacher) for verify. Issue #2 note.
+MAX_NEURONS = 1000
+MAX_SYNAPSES = 50_000
 EXAMPLE_HINT = "see vle_hw/examples/lagline.yaml"
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
@@ -341,6 +347,14 @@ def _check_network(spec: Spec) -> None:
     for index, layer in enumerate(net.layers):
         _per_neuron(layer.tau_m, layer.size, f"network.layers[{index}].tau_m")
         _per_neuron(layer.tau_r, layer.size, f"network.layers[{index}].tau_r")
+    neurons = sum(sizes[1:])
+    synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    if neurons > MAX_NEURONS or synapses > MAX_SYNAPSES:
+        raise ValueError(
+            f"network.layers: {neurons} neurons and {synapses} synapses, above the "
+            f"limit of {MAX_NEURONS} neurons and {MAX_SYNAPSES} synapses that the "
+            "ODE reference and an ngspice deck can handle; fix: use smaller layers"
+        )
     _check_matrices(net.weights, sizes, "network.weights")
     _check_biases(net.biases, sizes, "network.biases")
     names = [layer.name for layer in net.layers if layer.name is not None]
