@@ -32,13 +32,14 @@ import numpy as np
 import sympy as sp
 
 from vle_hw import derivation as d
-from vle_hw.errors import VleLimitationWarning
+from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.network import Layer, Network
 from vle_hw.signals import T_MODEL, Analytic, Pwl, Signal, SineSum
 from vle_hw.spec import Spec
 from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
 
 PWL_WARN_POINTS = 5000
+MAX_STEPS = 5e6  # ngspice keeps every point of every saved vector in memory
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,14 @@ def plan_behavioural(
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
     plastic = network.eta > 0
     step, how = max_step(spec, network, inputs)
+    steps = spec.simulation.t_stop / step
+    if not steps <= MAX_STEPS:
+        raise SpecError(
+            f"simulation: t_stop = {spec.simulation.t_stop:g} at a maximum step of "
+            f"{step:.3g} model units ({how}) needs {steps:.3g} time steps, above "
+            f"{MAX_STEPS:.0e}; fix: shorten simulation.t_stop or raise the shortest "
+            "time constant, the input's feature size or simulation.max_step."
+        )
     plan = CircuitPlan(
         title=f"vle_hw behavioural deck {network.name}",
         header={

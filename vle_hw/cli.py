@@ -3,7 +3,8 @@ configures logging.
 
 Exit codes: 0 every signal within tolerance; 1 some signal out of tolerance;
 2 bad input (spec, paths, an existing output without ``--force``);
-3 ngspice missing or its run failed.
+3 ngspice missing or a simulation failed (ngspice or the ODE reference);
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from vle_hw.errors import (
     NgspiceMissingError,
     NgspiceRunError,
     OutputExistsError,
+    ReferenceSolveError,
     SpecError,
 )
 
-EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE = 1, 2, 3
+EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def _load(spec_path: str | None):
@@ -32,9 +34,18 @@ def _load(spec_path: str | None):
     return load_spec(spec_path)
 
 
+def _clean(text: str) -> str:
+    """Drop control characters (terminal escapes) that user text may carry."""
+    return "".join(ch if ch == "\n" or ch.isprintable() else "?" for ch in text)
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_clean(message)}", err=True)
     sys.exit(code)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {_clean(str(message))}\n"
 
 
 @click.group()
@@ -48,6 +59,7 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)-7s %(name)s %(message)s")
     logging.getLogger("PySpice").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Unsupported Ngspice version")
+    warnings.formatwarning = _one_line_warning
 
 
 @main.command()
@@ -84,11 +96,13 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
 
     try:
         parsed, text = _load(spec)
+        deck = build_deck(parsed, text)
         if output is not None:
             check_writable([Path(output)], force)
-        deck = build_deck(parsed, text)
     except (SpecError, OutputExistsError) as exc:
         _fail(str(exc), EXIT_INPUT)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc}", EXIT_INPUT)
     if output is None:
         click.echo(deck.text, nl=False)
     else:
@@ -167,8 +181,12 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
         _fail(str(exc), EXIT_NGSPICE)
     except NgspiceRunError as exc:
         _fail(str(exc), EXIT_NGSPICE)
+    except ReferenceSolveError as exc:
+        _fail(f"the ODE reference failed: {exc}", EXIT_NGSPICE)
     except OSError as exc:
         _fail(f"cannot write outputs: {exc}", EXIT_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted; files written so far are kept.", EXIT_INTERRUPTED)
 
     comparison = result.comparison
     click.echo(summary_table(comparison))

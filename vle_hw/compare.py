@@ -2,8 +2,8 @@
 
 For every signal both traces hold: the time-weighted RMS error (trapezoidal
 integral over the run, so dense time points near input edges do not weigh
-more), the NRMSE (RMS error over the reference's range max - min, or over its
-largest magnitude when the range is zero), and the largest absolute error and
+more), the NRMSE (RMS error over the reference's range max - min, floored at
+1e-9 of the signal's magnitude or of 1), and the largest absolute error and
 where it occurs. Weights and biases are also held to ``weight_rel``: the largest
 deviation relative to the reference's total movement over the run.
 """
@@ -128,8 +128,11 @@ def compare(
         ref, got = reference.signals[name], candidate.signals[name]
         err = got - ref
         ref_range = float(np.max(ref) - np.min(ref))
-        scale = ref_range if ref_range > 0 else max(float(np.max(np.abs(ref))), 1e-30)
-        nrmse = _time_rms(err, t) / scale
+        # The range, floored at 1e-9 of the signal's size: a weight that barely
+        # moves is judged against rounding, not against its movement alone.
+        magnitude = max(float(np.max(np.abs(ref))), 1.0)
+        scale = max(ref_range, 1e-9 * magnitude)
+        nrmse = _time_rms(err / scale, t)  # scaled first: no overflow in err**2
         worst = int(np.argmax(np.abs(err)))
         max_abs = float(abs(err[worst]))
         cls = signal_class(name)

@@ -20,5 +20,10 @@ class NgspiceRunError(RuntimeError):
     """ngspice did not finish a run: error, non-convergence, crash or timeout."""
 
 
+class ReferenceSolveError(ArithmeticError):
+    """The ODE reference could not be computed (the algebraic loop did not
+    converge, no steady state, or the integrator failed)."""
+
+
 class VleLimitationWarning(UserWarning):
     """A known limitation changed the numbers of this run."""

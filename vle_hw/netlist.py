@@ -33,6 +33,7 @@ class Deck:
     probes: tuple[Probe, ...]
     tran_stop_sec: float
     time_sec_per_unit: float
+    max_step_sec: float
 
 
 def _check_name(name: str, what: str) -> str:
@@ -139,4 +140,5 @@ def write_deck(plan: CircuitPlan) -> Deck:
         probes=tuple(plan.probes),
         tran_stop_sec=plan.tran_stop_sec,
         time_sec_per_unit=float(plan.header.get("time_sec_per_unit", "1.0")),
+        max_step_sec=plan.max_step_sec,
     )

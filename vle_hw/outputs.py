@@ -18,22 +18,43 @@ from vle_hw.errors import OutputExistsError
 
 
 def check_writable(paths: list[Path], force: bool) -> None:
-    """Refuse existing outputs (unless `force`) before any work is done.
+    """Check every output before any work is done.
+
+    Refuses duplicates among `paths`, anything that exists and is not a regular
+    file (even with `force`), existing files without `force`, and paths whose
+    folder cannot be created or written.
 
     Raises
     ------
     OutputExistsError
-        Naming every existing file and the ``--force`` fix.
+        For an existing output, naming every one and the ``--force`` fix.
+    OSError
+        For a path that cannot be written, with the reason.
     """
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise OutputExistsError(
+            "two outputs would be written to the same file "
+            f"({', '.join(map(str, paths))}); give --json, --deck and --out "
+            "distinct paths."
+        )
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise OutputExistsError(
+                f"output path {path} exists and is not a regular file; choose "
+                "another path."
+            )
+        ancestor = path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+            raise OSError(f"cannot write {path}: {ancestor} is not a writable folder")
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise OutputExistsError(
             f"output file(s) already exist: {', '.join(existing)}; choose another "
             "--out folder or pass --force to overwrite them."
         )
-    for path in paths:
-        if path.exists() and path.is_dir():
-            raise OutputExistsError(f"output path {path} is a folder, not a file.")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from vle_hw import __version__
 from vle_hw.circuit import plan_behavioural
 from vle_hw.compare import Comparison, compare
+from vle_hw.errors import NgspiceRunError, SpecError
 from vle_hw.netlist import Deck, write_deck
 from vle_hw.network import build_network, network_graph
 from vle_hw.outputs import check_writable, npz_bytes, write_atomic
@@ -23,7 +24,7 @@ from vle_hw.reference import ReferenceStopped, simulate_reference
 from vle_hw.report import verify_figure
 from vle_hw.runner import find_ngspice_library, start_run
 from vle_hw.signals import build_inputs, build_targets
-from vle_hw.spec import Spec, spec_hash
+from vle_hw.spec import MAX_TABLE_POINTS, Spec, spec_hash
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,33 @@ def build_deck(spec: Spec, spec_text: str) -> Deck:
     network = build_network(spec)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
+    tables = sum(
+        len(sig.source.times)
+        for sig in inputs + (targets or [])
+        if hasattr(sig.source, "times")
+    )
+    if tables > MAX_TABLE_POINTS:
+        raise SpecError(
+            f"input/target: the tables hold {tables} samples in all, above "
+            f"{MAX_TABLE_POINTS}; fix: use fewer channels or a larger input.dt."
+        )
     header = {"tool_version": __version__, "spec_hash": spec_hash(spec_text)}
-    return write_deck(plan_behavioural(spec, network, inputs, targets, header))
+    try:
+        plan = plan_behavioural(spec, network, inputs, targets, header)
+        return write_deck(plan)
+    except (ZeroDivisionError, OverflowError, FloatingPointError) as exc:
+        raise SpecError(_NOT_FINITE.format(exc=exc)) from None
+    except ValueError as exc:
+        if "non-finite" not in str(exc):
+            raise
+        raise SpecError(_NOT_FINITE.format(exc=exc)) from None
+
+
+_NOT_FINITE = (
+    "the spec's values give a circuit value that is not a finite number ({exc}); "
+    "fix: keep time constants, hardware scales, weights and inputs within "
+    "realistic ranges."
+)
 
 
 @dataclass
@@ -76,7 +102,13 @@ class VerifyPaths:
         )
 
     def files(self) -> list[Path]:
-        return [self.deck, self.traces, self.json, self.figure]
+        return [
+            self.deck,
+            self.traces,
+            self.json,
+            self.figure,
+            self.ngspice_dir / "ngspice.log",
+        ]
 
 
 @dataclass
@@ -134,6 +166,10 @@ def verify(
     deck = build_deck(spec, spec_text)
     check_writable(paths.files(), force)
     find_ngspice_library()
+    # With --force, the previous run's files go now: a failed run must not
+    # leave a new deck beside an old result.
+    for stale in paths.files():
+        stale.unlink(missing_ok=True)
     write_atomic(paths.deck, deck.text)
     timings["build_sec"] = time.perf_counter() - started
 
@@ -142,6 +178,7 @@ def verify(
         on_start()
     handle = start_run(deck, paths.deck, paths.ngspice_dir, spec.simulation.timeout_sec)
     t0 = time.perf_counter()
+    deadline = t0 + spec.simulation.timeout_sec
     try:
         reference = simulate_reference(
             network,
@@ -149,11 +186,20 @@ def verify(
             spec.simulation.t_stop,
             spec.initial_state,
             targets,
-            should_stop=handle.finished_badly,
+            should_stop=lambda: (
+                handle.finished_badly() or time.perf_counter() > deadline
+            ),
         )
     except ReferenceStopped:
-        handle.result()  # raises the circuit run's own error
-        raise
+        if handle.finished_badly():
+            handle.result()  # raises the circuit run's own error
+        handle.process.kill()
+        raise NgspiceRunError(
+            "the ODE reference did not finish within simulation.timeout_sec = "
+            f"{spec.simulation.timeout_sec:g} s; raise the timeout, shorten "
+            "simulation.t_stop, or check for very fast dynamics (large eta, small "
+            "tau, high input frequency)."
+        ) from None
     except BaseException:
         handle.process.kill()
         raise
@@ -199,7 +245,8 @@ def verify(
         "ngspice_log": spice.meta.get("log"),
         "spice_points": len(spice.t),
         "ode_solver": reference.stats,
-        "max_step_sec": deck.text and _header_value(deck.text, "max_step"),
+        "max_step_sec": deck.max_step_sec,
+        "max_step_rule": _header_value(deck.text, "max_step"),
         "timings": timings,
     }
     info["learning"] = learning

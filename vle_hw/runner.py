@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
     """
     out = Path(out_dir)
     status: dict = {"ok": False}
+    try:  # Linux: die with the parent, so a killed verify leaves no orphan
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     with open(out / "ngspice.log", "a", encoding="utf-8", buffering=1) as log_file:
         try:
             os.environ["NGSPICE_LIBRARY_PATH"] = library

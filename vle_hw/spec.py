@@ -47,8 +47,9 @@ MAX_TABLE_POINTS = 2_000_000  # samples in one piecewise-linear source
 #   Newton Jacobian of size (2 n_neurons)^2 at every evaluation, and the deck has
 #   per-synapse elements. Consequence: networks are capped at MAX_NEURONS neurons
 #   and MAX_SYNAPSES synapses (student + teacher) for verify. Issue #2 note.
-MAX_NEURONS = 1000
-MAX_SYNAPSES = 50_000
+MAX_NEURONS = 300
+MAX_SYNAPSES = 10_000
+MAX_SPEC_BYTES = 2_000_000
 EXAMPLE_HINT = "see vle_hw/examples/lagline.yaml"
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
@@ -67,7 +68,7 @@ class RandomInit(_Model):
     init: Literal["random"] = Field(description="the word random")
     std: NonNegative = 1.0
     mean: float = 0.0
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 
 
 _TAU_M = "membrane time constant in model time units: one number > 0, or one per neuron"
@@ -200,7 +201,7 @@ class OrnsteinUhlenbeck(_Model):
     std: NonNegative = 1.0
     mean: float = 0.0
     dt: Positive = 0.01
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 
 
 class CsvSamples(_Model):
@@ -235,13 +236,14 @@ class SimulationSpec(_Model):
 
 
 class HardwareSpec(_Model):
-    time_sec_per_unit: Positive = 1e-5
-    signal_volt_per_unit: Positive = 0.1
-    error_volt_per_unit: Positive = 10.0
-    weight_volt_per_unit: Positive = 1.0
-    c_mem_farad: Positive = 1e-9
-    c_weight_farad: Positive = 1e-9
-    r_sum_ohm: Positive = 1e3
+    # Bounds keep every circuit value a finite double: physical ranges, wide.
+    time_sec_per_unit: Annotated[float, Field(ge=1e-15, le=1e3)] = 1e-5
+    signal_volt_per_unit: Annotated[float, Field(ge=1e-9, le=1e3)] = 0.1
+    error_volt_per_unit: Annotated[float, Field(ge=1e-9, le=1e3)] = 10.0
+    weight_volt_per_unit: Annotated[float, Field(ge=1e-9, le=1e3)] = 1.0
+    c_mem_farad: Annotated[float, Field(ge=1e-18, le=1.0)] = 1e-9
+    c_weight_farad: Annotated[float, Field(ge=1e-18, le=1.0)] = 1e-9
+    r_sum_ohm: Annotated[float, Field(ge=1e-3, le=1e12)] = 1e3
 
 
 class ToleranceSpec(_Model):
@@ -815,9 +817,15 @@ def _format_validation_error(exc: ValidationError, source: str, data: Any) -> st
 class _SpecLoader(yaml.SafeLoader):
     """PyYAML's safe loader, without two YAML 1.1 surprises.
 
-    ``1e-3`` is read as a number (YAML 1.1 reads it as text), and a repeated
-    key is an error rather than a silent overwrite.
+    ``1e-3`` is read as a number (YAML 1.1 reads it as text), ``010`` is not
+    octal, aliases are refused, and a repeated key is an error rather than a
+    silent overwrite.
     """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            _no_aliases(self, None)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
@@ -840,11 +848,40 @@ class _SpecLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Numbers as YAML 1.2 reads them: decimal only. YAML 1.1 would read 010 as 8,
+# 0x10 as 16 and 1:30 as 90; those stay text here and fail validation.
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_SpecLoader.add_constructor(
+    "tag:yaml.org,2002:int",
+    lambda loader, node: int(loader.construct_scalar(node), 10),
+)
 _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(
+        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
 )
+
+
+def _no_aliases(self, anchor):  # a 1 KB alias bomb expands to gigabytes
+    raise yaml.composer.ComposerError(
+        None,
+        None,
+        "aliases (*name) are not allowed in a spec; write values out",
+        self.peek_event().start_mark,
+    )
 
 
 _TOP_LEVEL_NAMES = {
@@ -1018,6 +1055,16 @@ def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
             "fix: name it .yaml, .yml or .toml to say how it is written."
         )
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise SpecError(
+                f"spec file {str(path)!r} is not a regular file (a device, pipe or "
+                "socket); fix: give a spec file."
+            )
+        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"spec file {str(path)!r} is {path.stat().st_size} bytes, above "
+                f"{MAX_SPEC_BYTES}; fix: put large sample tables in a CSV file."
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
@@ -1080,8 +1127,17 @@ def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
     """
     where = f"{field}.path = {path!r}"
     try:
+        if not Path(path).is_file() and Path(path).exists():
+            raise SpecError(f"{where}: not a regular file; fix: give a CSV file.")
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
+            rows = []
+            for row in csv.reader(handle):
+                rows.append(row)
+                if len(rows) > MAX_TABLE_POINTS + 1:
+                    raise SpecError(
+                        f"{where}: more than {MAX_TABLE_POINTS} samples; fix: "
+                        "resample the file more coarsely."
+                    )
     except FileNotFoundError:
         raise SpecError(f"{where}: file not found; fix: check the path.") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -1107,6 +1163,8 @@ def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
             )
         for column, cell in enumerate(row):
             try:
+                if "_" in cell:
+                    raise ValueError(cell)
                 data[index, column] = float(cell)
             except ValueError:
                 raise SpecError(
