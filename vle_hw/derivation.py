@@ -191,8 +191,6 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
     # --- step 2: exact adjoint from the Euler-Lagrange equation ---------------
     # The layer's own mismatch m(t) and the next layer's, which sees this
     # neuron through r = phi(D+_{tau_r}[u]); a(t) = phi' W_next m_next.
-    m_f = sp.Function("m")(t)
-    a_f = sp.Function("a")(t)
     w_next = sp.Symbol("W_next", real=True)
     m_next_f = sp.Function("m_next")(t)
     u_prosp_f = u_f + tau_r * sp.diff(u_f, t)
@@ -226,8 +224,13 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
     eps = kappa * a_adj + lam
 
     # --- step 3: local rule, the causal filter with the adjoint's phase -------
-    h_adjoint = (1 - s * tau_r) / (1 - s * tau_m)  # I+_{tau_m} D-_{tau_r}
-    h_local = (1 + s * tau_m) / (1 + s * tau_r)  # D+_{tau_m} I-_{tau_r}
+    # The adjoint filter I+_{tau_m} D-_{tau_r} = (1 - s tau_r)/(1 - s tau_m). Each
+    # acausal factor becomes the causal one with the same phase: D-_tau = 1 - s tau
+    # -> I-_tau = 1/(1 + s tau) and I+_tau = 1/(1 - s tau) -> D+_tau = 1 + s tau,
+    # i.e. numerator and denominator trade places with s -> -s.
+    h_adjoint = (1 - s * tau_r) / (1 - s * tau_m)
+    numerator, denominator = sp.fraction(h_adjoint)
+    h_local = denominator.subs(s, -s) / numerator.subs(s, -s)
     steps["adjoint_filter"] = h_adjoint
     steps["local_filter"] = h_local
     dv_dt = (alpha - v) / tau_r  # v = I-_{tau_r}[alpha]

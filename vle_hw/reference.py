@@ -1,6 +1,6 @@
 """The ideal ODE reference: the derived local equations, lambdified and integrated.
 
-Every right-hand side comes from :func:`vle_hw.derive.derive`; nothing here
+Every right-hand side comes from :func:`vle_hw.derivation.derive`; nothing here
 restates an equation. The state holds, per student layer, the membranes ``u``
 and error units ``v``, the plastic weights and biases, and the teacher's
 membranes. The prospective potentials ``u_prosp`` and errors ``e`` are not

@@ -1189,7 +1189,3 @@ def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
 def spec_to_json(spec: Spec) -> str:
     """Canonical JSON of a validated spec (sorted keys), for result files."""
     return json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-
-
-def is_finite_number(value: float) -> bool:
-    return isinstance(value, float | int) and math.isfinite(value)
