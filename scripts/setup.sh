@@ -17,6 +17,10 @@ fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
+  if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    # stock Debian ships venv without ensurepip; python3-venv brings it
+    $SUDO apt-get install -y -qq python3-venv >/dev/null
+  fi
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
