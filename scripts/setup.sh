@@ -19,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
     # stock Debian ships venv without ensurepip; python3-venv brings it
-    $SUDO apt-get install -y -qq python3-venv >/dev/null
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv >/dev/null
   fi
   python3 -m venv .venv
 fi
