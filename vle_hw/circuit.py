@@ -81,6 +81,7 @@ class CircuitPlan:
     tran_step_sec: float = 0.0
     tran_stop_sec: float = 0.0
     max_step_sec: float = 0.0
+    time_sec_per_unit: float = 1.0
     raw_name: str = "vle_hw"
 
     def element_count(self) -> int:
@@ -282,6 +283,7 @@ def plan_behavioural(
         tran_step_sec=step * scales.time_sec,
         tran_stop_sec=spec.simulation.t_stop * scales.time_sec,
         max_step_sec=step * scales.time_sec,
+        time_sec_per_unit=scales.time_sec,
         raw_name=network.name,
         options={
             "reltol": number(spec.simulation.reltol),

@@ -139,6 +139,6 @@ def write_deck(plan: CircuitPlan) -> Deck:
         text=text,
         probes=tuple(plan.probes),
         tran_stop_sec=plan.tran_stop_sec,
-        time_sec_per_unit=float(plan.header.get("time_sec_per_unit", "1.0")),
+        time_sec_per_unit=plan.time_sec_per_unit,
         max_step_sec=plan.max_step_sec,
     )

@@ -40,9 +40,13 @@ def build_deck(spec: Spec, spec_text: str) -> Deck:
     >>> deck.text.splitlines()[0]
     'vle_hw behavioural deck lagline'
     """
-    network = build_network(spec)
-    inputs = build_inputs(spec)
-    targets = build_targets(spec)
+    return _deck(
+        spec, spec_text, build_network(spec), build_inputs(spec), build_targets(spec)
+    )
+
+
+def _deck(spec, spec_text, network, inputs, targets) -> Deck:
+    """The deck from parts already built (verify builds them once for both sides)."""
     tables = sum(
         len(sig.source.times)
         for sig in inputs + (targets or [])
@@ -163,7 +167,7 @@ def verify(
     graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
-    deck = build_deck(spec, spec_text)
+    deck = _deck(spec, spec_text, network, inputs, targets)
     check_writable(paths.files(), force)
     find_ngspice_library()
     # With --force, the previous run's files go now: a failed run must not

@@ -347,8 +347,9 @@ class NetworkModel:
 
     def derivative(self, t, state, x, y=None, z0=None):
         """d(state)/dt for a batch of states (B, n_state) at inputs x (B, n_in)."""
+        teacher = self.teacher_forward(state, x)  # once: for y and for dU/dt
         if y is None:
-            y = self.target(t, state, x)
+            y = self.target(t, state, x) if self.targets is not None else teacher[0][-1]
         z, drives, rates = self.solve_loop(state, x, y, z0)
         self._z_last = z
         out = np.zeros_like(state)
@@ -383,9 +384,7 @@ class NetworkModel:
                         f.db_dt(e_k, self.net.eta), e_k.shape
                     )
             r_prev = rates[k]
-        for layer, (drive, _) in zip(
-            self.net.teacher or (), self.teacher_forward(state, x)[1], strict=True
-        ):
+        for layer, (drive, _) in zip(self.net.teacher or (), teacher[1], strict=True):
             f = self.funcs[layer.phi]
             u_t = self.get(state, "U", layer.index)
             self.get(out, "U", layer.index)[...] = f.du_dt(
