@@ -205,3 +205,17 @@ def test_lagline_student_reaches_the_teacher_within_one_percent():
     tr = _run(spec_data, [spec_data["simulation"]["t_stop"]])
     assert tr.signals["w_l1_i0_j0"][-1] == pytest.approx(1.0, rel=1e-2)
     assert tr.signals["w_l2_i0_j0"][-1] == pytest.approx(2.0, rel=1e-2)
+
+
+def test_window_restart_continues_the_same_trajectory():
+    """[0, 6] then [6, 12] from the saved state equals one run on [0, 12]."""
+    spec, _ = spec_from(default_dict())
+    network = build_network(spec)
+    inputs = build_inputs(spec)
+    whole = simulate_reference(network, inputs, 12.0)
+    first = simulate_reference(network, inputs, 6.0)
+    second = simulate_reference(
+        network, inputs, 12.0, t_start=6.0, state0=first.states(np.array([6.0]))[0]
+    )
+    t = np.array([6.5, 9.0, 12.0])
+    np.testing.assert_allclose(second.states(t), whole.states(t), rtol=0, atol=1e-8)

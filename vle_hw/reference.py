@@ -477,8 +477,11 @@ def simulate_reference(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     should_stop: Callable[[], bool] | None = None,
+    t_start: float = 0.0,
+    state0: np.ndarray | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> ReferenceSolution:
-    """Integrate the network's derived equations from 0 to `t_stop`.
+    """Integrate the network's derived equations from `t_start` to `t_stop`.
 
     Parameters
     ----------
@@ -493,6 +496,13 @@ def simulate_reference(
     should_stop : callable, optional
         Polled every few hundred evaluations; when it returns True the
         integration ends with :class:`ReferenceStopped`.
+    t_start : float
+        Start time (model units); the inputs are read at absolute time.
+    state0 : ndarray, optional
+        Flat state at `t_start` in the model's layout (for example the last
+        state of an earlier window); by default built from `initial_state`.
+    on_progress : callable, optional
+        Called with the current model time every few hundred evaluations.
 
     Returns
     -------
@@ -504,17 +514,28 @@ def simulate_reference(
         If the loop does not converge or the integrator fails.
     """
     model = NetworkModel(network, targets)
-    x0 = np.array([sig(0.0) for sig in inputs], dtype=float)
-    y0 = None
-    if targets is not None:
-        y0 = np.array([[sig(0.0) for sig in targets]], dtype=float)
-    state0 = model.initial_state(initial_state, x0, y0)
+    if state0 is None:
+        x0 = np.array([sig(t_start) for sig in inputs], dtype=float)
+        y0 = None
+        if targets is not None:
+            y0 = np.array([[sig(t_start) for sig in targets]], dtype=float)
+        state0 = model.initial_state(initial_state, x0, y0)
+    else:
+        state0 = np.asarray(state0, dtype=float)
+        if state0.shape != (model.n_state,):
+            raise ValueError(
+                f"state0 has shape {state0.shape}; this network's state has "
+                f"({model.n_state},)"
+            )
     cache = {"z": None, "calls": 0}
 
     def rhs(t, flat):
         cache["calls"] += 1
-        if should_stop is not None and cache["calls"] % 500 == 0 and should_stop():
-            raise ReferenceStopped(f"stopped by the caller at t = {t:.6g}")
+        if cache["calls"] % 500 == 0:
+            if should_stop is not None and should_stop():
+                raise ReferenceStopped(f"stopped by the caller at t = {t:.6g}")
+            if on_progress is not None:
+                on_progress(float(t))
         x = np.array([[sig(t) for sig in inputs]], dtype=float)
         out = model.derivative(t, flat[None, :], x, z0=cache["z"])
         cache["z"] = model._z_last
@@ -523,7 +544,7 @@ def simulate_reference(
     started = time.perf_counter()
     sol = solve_ivp(
         rhs,
-        (0.0, t_stop),
+        (t_start, t_stop),
         state0,
         method="DOP853",
         rtol=rtol,
