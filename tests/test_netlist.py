@@ -136,3 +136,23 @@ def test_frozen_weights_become_linear_g_elements():
     deck = build_deck(spec, text).text
     assert "gsyn_l1_i0_j0 0 isyn_l1_n0 x_n0 0 0.0005" in deck
     assert "bw_" not in deck and ".ic v(w_" not in deck
+
+
+def test_cell_library_blocks_are_written_and_checked():
+    cell = ".subckt buf in out\ne1 out 0 in 0 1.0\n.ends buf"
+    plan = CircuitPlan(
+        title="lib",
+        header={},
+        sections=[("x", [Element("x1", ("a", "b"), "buf")])],
+        tran_stop_sec=1e-3,
+        tran_step_sec=1e-6,
+        max_step_sec=1e-6,
+        library=[cell],
+    )
+    text = write_deck(plan).text
+    assert text.index(".subckt buf in out") < text.index("x1 a b buf")
+    bad_blocks = (".control\nshell rm -rf /\n.endc", ".include /etc/passwd", ".end")
+    for bad in bad_blocks:
+        plan.library = [bad]
+        with pytest.raises(ValueError, match="not a cell definition"):
+            write_deck(plan)

@@ -83,6 +83,9 @@ class CircuitPlan:
     max_step_sec: float = 0.0
     time_sec_per_unit: float = 1.0
     raw_name: str = "vle_hw"
+    # Cell definitions (``.subckt ... .ends``, ``.model``) written by vle_hw's own
+    # cell generators, emitted before the elements; never user text.
+    library: list[str] = field(default_factory=list)
 
     def element_count(self) -> int:
         return sum(len(elements) for _, elements in self.sections)

@@ -23,6 +23,9 @@ CONTROL_BEGIN = ".control"
 CONTROL_END = ".endc"
 _SAFE_VALUE = re.compile(r"^[a-z0-9_ .,=()+\-*/eE]*$")
 _SAFE_HEADER = re.compile(r"^[A-Za-z0-9_ .,:=()+\-*/]*$")
+_SAFE_LIBRARY_LINE = re.compile(r"^[a-z0-9_ .,=()+\-*/{}<>:']*$")
+_LIBRARY_START = re.compile(r"^(\.subckt |\.ends|\.model |\.param |\*|\+ |[a-z]\w* )")
+_FORBIDDEN_IN_LIBRARY = (".control", ".endc", ".include", ".lib", "shell", ".end ")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,24 @@ def strip_control(text: str) -> str:
     return "\n".join(lines[:start] + lines[stop + 1 :])
 
 
+def _library_lines(block: str) -> list[str]:
+    """Check one cell-library block line by line; it may define cells, nothing else."""
+    out = []
+    for line in block.strip("\n").split("\n"):
+        line = line.rstrip()
+        if not line:
+            continue
+        low = line.lower()
+        if (
+            not _SAFE_LIBRARY_LINE.fullmatch(line)
+            or not _LIBRARY_START.match(line)
+            or any(word in low + " " for word in _FORBIDDEN_IN_LIBRARY)
+        ):
+            raise ValueError(f"cell library line {line!r} is not a cell definition")
+        out.append(line)
+    return out
+
+
 def write_deck(plan: CircuitPlan) -> Deck:
     """Write `plan` as ngspice deck text.
 
@@ -93,6 +114,11 @@ def write_deck(plan: CircuitPlan) -> Deck:
         if not _SAFE_HEADER.fullmatch(value):
             raise ValueError(f"header {key} = {value!r} has unsafe characters")
         lines.append(f"* {key}: {value}")
+    if plan.library:
+        lines.append("")
+        lines.append("* --- cell library ---")
+        for block in plan.library:
+            lines += _library_lines(block)
     for heading, elements in plan.sections:
         if not _SAFE_HEADER.fullmatch(heading):
             raise ValueError(f"section heading {heading!r} has unsafe characters")
