@@ -166,3 +166,25 @@ def test_a_reference_that_cannot_be_computed_ends_in_exit_3(tmp_path):
     assert result.exit_code in (2, 3), result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["netlist", "-o", "{tmp}/newdir/"], "names a folder"),
+        (["netlist", "-o", "{tmp}"], "names a folder"),
+        (["netlist", "-o", ""], "an empty path"),
+        (["verify", "--out", ""], "an empty path"),
+        (["verify", "--out", "{tmp}/spec.yaml"], "is a file"),
+        (["verify", "--json", "{tmp}/"], "names a folder"),
+        (["verify", "--deck", "   "], "an empty path"),
+    ],
+)
+def test_output_paths_that_are_not_files_are_refused(tmp_path, args, fragment):
+    spec = _spec(tmp_path)
+    argv = [a.format(tmp=tmp_path) for a in args]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(main, [argv[0], str(spec), *argv[1:]])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

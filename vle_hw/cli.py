@@ -28,6 +28,44 @@ from vle_hw.errors import (
 EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
+class OutputFile(click.ParamType):
+    """A file to write: not empty, not a folder, not ending in a path separator.
+
+    Click exits with code 2 and names the option when a value is refused.
+    """
+
+    name = "file"
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not text.strip():
+            self.fail("an empty path; give a file name", param, ctx)
+        if text.endswith(("/", "\\")) or Path(text).is_dir():
+            self.fail(
+                f"{text!r} names a folder; give the path of a file inside it",
+                param,
+                ctx,
+            )
+        return text
+
+
+class OutputFolder(click.ParamType):
+    """A folder to write into: not empty, not an existing file."""
+
+    name = "folder"
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not text.strip():
+            self.fail("an empty path; give a folder name, e.g. out", param, ctx)
+        if Path(text).exists() and not Path(text).is_dir():
+            self.fail(f"{text!r} is a file; give a folder", param, ctx)
+        return text
+
+
+OUTPUT_FILE, OUTPUT_FOLDER = OutputFile(), OutputFolder()
+
+
 def _load(spec_path: str | None):
     from vle_hw.spec import load_spec
 
@@ -84,7 +122,7 @@ def derive(spec: str | None, latex: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=OUTPUT_FILE,
     default=None,
     help="Deck file to write (default: print to standard output).",
 )
@@ -118,21 +156,21 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False),
+    type=OUTPUT_FOLDER,
     default=None,
     help="Output folder (default: vle_hw_out/<spec name>).",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False),
+    type=OUTPUT_FILE,
     default=None,
     help="Result JSON path (default: <out>/result.json).",
 )
 @click.option(
     "--deck",
     "deck_path",
-    type=click.Path(dir_okay=False),
+    type=OUTPUT_FILE,
     default=None,
     help="Where to write the deck (default: <out>/<name>.cir).",
 )
