@@ -857,3 +857,18 @@ def test_networks_beyond_the_verify_limits_are_rejected_before_building():
     data["teacher"]["weights"] = {"init": "random"}
     with pytest.raises(SpecError, match=r"network.layers: 100001 neurons .* fix: use"):
         spec_from(data)
+
+
+def test_the_ou_dt_hint_is_enough_when_followed():
+    import re
+
+    from helpers import default_dict, spec_from
+
+    data = default_dict()
+    data["simulation"]["t_stop"] = 777.0
+    data["input"] = {"kind": "ou", "dt": 1e-5}
+    with pytest.raises(SpecError) as info:
+        spec_from(data)
+    hint = re.search(r"raise dt to at least ([0-9.e+-]+)", str(info.value)).group(1)
+    data["input"]["dt"] = float(hint)
+    spec_from(data)  # accepted

@@ -427,9 +427,20 @@ def _check_inputs(spec: Spec) -> None:
                 raise ValueError(
                     f"{where}.dt = {item.dt!r} gives {samples} samples for "
                     f"simulation.t_stop = {t_stop!r}; fix: raise dt to at least "
-                    f"{t_stop / (MAX_TABLE_POINTS - 1):.3g} (at most "
+                    f"{_round_up(t_stop / (MAX_TABLE_POINTS - 1))} (at most "
                     f"{MAX_TABLE_POINTS} samples)"
                 )
+
+
+def _round_up(value: float, digits: int = 3) -> str:
+    """`value` rounded up to `digits` significant digits, so a hint is sufficient.
+
+    >>> _round_up(0.0200001)
+    '0.0201'
+    """
+    exponent = math.floor(math.log10(value)) - digits + 1
+    step = 10.0**exponent
+    return f"{math.ceil(value / step - 1e-9) * step:.{digits}g}"
 
 
 # --- error formatting -----------------------------------------------------------
