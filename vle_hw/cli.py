@@ -236,5 +236,13 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
     sys.exit(EXIT_FAIL)
 
 
+def _register() -> None:
+    from vle_hw.cli_spec import spec_command
+
+    main.add_command(spec_command)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

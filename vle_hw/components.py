@@ -523,7 +523,10 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                     f"e_{tag}",
                     {
                         k: w
-                        for k, w in {f"v_{tag}": c[d.v], f"alpha_{tag}": c[d.alpha]}.items()
+                        for k, w in {
+                            f"v_{tag}": c[d.v],
+                            f"alpha_{tag}": c[d.alpha],
+                        }.items()
                         if w != 0.0
                     },
                     comp.r_base_ohm,

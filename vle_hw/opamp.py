@@ -69,17 +69,18 @@ def macromodel_text(params: dict[str, float] | None = None) -> str:
             "* slew_v_per_s, output swing +-vsat_volt, input offset vos_volt,",
             "* output resistance rout_ohm), ports inp inn out",
             f".subckt {OPAMP_CELL} inp inn out params: {head}",
-            ".param r1={1e6} c1={a0/(2*3.141592653589793*gbw_hz*1e6)}",
-            ".param gm={a0/1e6} imax={slew_v_per_s*c1}",
+            ".param rint={1e6} cint={a0/(2*3.141592653589793*gbw_hz*1e6)}",
+            ".param gm={a0/1e6} imax={slew_v_per_s*cint}",
             "bgm 0 n1 i = {imax}*tanh({gm}*(v(inp)-v(inn)+{vos_volt})/{imax})",
-            "r1 n1 0 {r1}",
-            "c1 n1 0 {c1}",
+            "r1 n1 0 {rint}",
+            "c1 n1 0 {cint}",
             "dhi n1 nhi vle_dclamp",
             "vhi nhi 0 dc {vsat_volt}",
             "dlo nlo n1 vle_dclamp",
             "vlo nlo 0 dc {-vsat_volt}",
             ".model vle_dclamp d(is=1e-15 n=0.05)",
-            "rout n1 out {rout_ohm}",
+            "eout n2 0 n1 0 1",
+            "rout n2 out {rout_ohm}",
             f".ends {OPAMP_CELL}",
         ]
     )
@@ -219,4 +220,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
