@@ -178,9 +178,9 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
             force=force,
             level=level,
             on_start=lambda: click.echo(
-                f"verify {parsed.name} ({level}): t_stop = {parsed.simulation.t_stop:g} model "
-                f"units, eta = {parsed.network.eta:g}; running ngspice and the ODE "
-                "reference..."
+                f"verify {parsed.name} ({level}): t_stop = "
+                f"{parsed.simulation.t_stop:g} model units, eta = "
+                f"{parsed.network.eta:g}; running ngspice and the ODE reference..."
             ),
         )
     except (SpecError, OutputExistsError) as exc:

@@ -94,9 +94,11 @@ def summary_lines(plan: ComponentPlan) -> list[str]:
         f"op-amp need for tracking error {s['tracking_error_rel']:g} at tau_min "
         f"{s['tau_min_sec']:.3g} s: A0 >= {s['a0_min_db']:.1f} dB, GBW >= "
         f"{s['gbw_min_hz']:.3g} Hz (have {s['a0_db']:g} dB, {s['gbw_hz']:.3g} Hz)",
-        f"area {s['area_total_m2'] * 1e12:.4g} um^2 (C {s['area_capacitors_m2'] * 1e12:.4g}"
-        f", R {s['area_resistors_m2'] * 1e12:.4g}, op-amps "
-        f"{s['area_opamps_m2'] * 1e12:.4g}); static power {s['power_watt'] * 1e3:.4g} mW "
+        f"area {s['area_total_m2'] * 1e12:.4g} um^2 "
+        f"(C {s['area_capacitors_m2'] * 1e12:.4g}, "
+        f"R {s['area_resistors_m2'] * 1e12:.4g}, "
+        f"op-amps {s['area_opamps_m2'] * 1e12:.4g}); "
+        f"static power {s['power_watt'] * 1e3:.4g} mW "
         f"({s['opamp_iq_amp'] * 1e6:.3g} uA per op-amp); worst kT/C noise "
         f"{s['ktc_noise_worst_volt_rms'] * 1e6:.3g} uV rms",
     ]

@@ -166,6 +166,25 @@ class Stage:
     tau_sec: float = 0.0
     tau_realised_sec: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # output volts = out_sign * scale_volt * model signal
+    scale_volt: float = 1.0
+    out_sign: float = 1.0
+
+    @property
+    def noise_gain_realised(self) -> float:
+        """1 + (conductances into the - input) / (feedback conductance), at DC,
+        of the rounded parts."""
+        g_f = sum(
+            1.0 / p.value
+            for p in self.parts
+            if p.kind == "r" and set(p.nodes) == {self.out, self.inn}
+        )
+        g_in = sum(
+            1.0 / p.value
+            for p in self.parts
+            if p.kind == "r" and self.inn in p.nodes and self.out not in p.nodes
+        )
+        return 1.0 + g_in / g_f
 
     @property
     def tau_error_rel(self) -> float:
@@ -247,7 +266,10 @@ def design_integrator(
     def score(ps: list[Part]) -> float:
         r_f = ps[1].value
         errs = [abs(r_f * ps[0].value / tau_sec - 1.0)]
-        errs += [abs((r_f / p.value) / k - 1.0) for p, k in zip(ps[2:], gains.values())]
+        errs += [
+            abs((r_f / p.value) / k - 1.0)
+            for p, k in zip(ps[2:], gains.values(), strict=True)
+        ]
         return max(errs)
 
     options = {c: parts(c) for c in _decade(c_farad, series)}
@@ -438,6 +460,11 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
         hw.time_sec_per_unit,
     )
     stages: list[Stage] = []
+
+    def add(stage: Stage, scale: float, sign: float = 1.0) -> None:
+        stage.scale_volt, stage.out_sign = scale, sign
+        stages.append(stage)
+
     units = [(layer, "t", False) for layer in network.teacher or ()]
     units += [(layer, "", True) for layer in network.layers]
     for layer, prefix, student in units:
@@ -463,7 +490,7 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                 for sym, g in fo.gains.items()
                 if g != 0.0
             }
-            stages.append(
+            add(
                 design_integrator(
                     f"{prefix}mem_{tag}",
                     f"{who}neuron {tag}",
@@ -473,7 +500,9 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                     gains,
                     hw.c_mem_farad,
                     comp.series,
-                )
+                ),
+                s_x,
+                -1.0,
             )
             # prospective readout (F2): u_prosp = c_u u + c_I I_syn + c_e e
             up = eq.u_prosp.subs(params)
@@ -485,7 +514,7 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                 f"{prefix}isynb_{tag}": c[d.I_syn],
                 f"e_{tag}": c[d.e] * s_x / s_e,
             }
-            stages.append(
+            add(
                 design_amplifier(
                     f"{prefix}uprosp_{tag}",
                     f"{who}neuron {tag}",
@@ -495,13 +524,14 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                     comp.r_base_ohm,
                     comp.series,
                     (comp.r_min_ohm, comp.r_max_ohm),
-                )
+                ),
+                s_x,
             )
             if not student:
                 continue
             # error unit (B2): +v from alphan = -alpha
             fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
-            stages.append(
+            add(
                 design_integrator(
                     f"err_{tag}",
                     f"error unit {tag}",
@@ -511,11 +541,12 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                     {f"alphan_{tag}": fo.gains[d.alpha]},
                     hw.c_mem_farad,
                     comp.series,
-                )
+                ),
+                s_e,
             )
             # error readout (B3): e = (1 - rho) v + rho alpha
             c = _linear_coefficients(eq.e.subs(params), [d.v, d.alpha])
-            stages.append(
+            add(
                 design_amplifier(
                     f"eout_{tag}",
                     f"error unit {tag}",
@@ -532,7 +563,8 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
                     comp.r_base_ohm,
                     comp.series,
                     (comp.r_min_ohm, comp.r_max_ohm),
-                )
+                ),
+                s_e,
             )
     return stages
 
@@ -609,28 +641,84 @@ def requirements(
     return out
 
 
-def predicted_error(
-    stage: Stage, x: np.ndarray, t_sec: np.ndarray, a0: float, gbw_hz: float
-) -> np.ndarray:
-    """First-order output error (same units as x) of `stage` from its ideal output.
+def _lowpass(x: np.ndarray, t_sec: np.ndarray, tau_sec: float) -> np.ndarray:
+    """Causal 1/(1 + s tau) of samples on a (possibly uneven) grid, exact for
+    piecewise-linear input."""
+    out = np.empty_like(x)
+    out[0] = x[0]
+    for n in range(1, len(x)):
+        h = t_sec[n] - t_sec[n - 1]
+        a = math.exp(-h / tau_sec)
+        # exact response to a linear ramp between the two samples
+        b = (1 - a) * tau_sec / h - a if h > 0 else 0.0
+        out[n] = a * out[n - 1] + (1 - a - b) * x[n] + b * x[n - 1]
+    return out
 
-    delta(s) = -(1/A0 + s/w_t) NG(s) X(s); for the integrator
-    NG(s) X(s) = X + K X / (1 + s tau) (K = sum of gains), computed by an exact
-    exponential filter on the (possibly uneven) time grid.
+
+def predicted_errors(
+    stages: list[Stage],
+    signals: dict[str, np.ndarray],
+    t_sec: np.ndarray,
+    a0: float,
+    gbw_hz: float,
+) -> dict[str, np.ndarray]:
+    """First-order error (model units) of every stage output, from ideal traces.
+
+    Each stage adds its own error delta(s) = -(1/A0 + s/w_t) NG(s) Y(s)
+    (Y the ideal output voltage; for the integrator NG(s) Y = Y + K Y/(1 + s tau),
+    K the sum of its gains) and passes on the errors of the earlier stages that
+    feed it (weights w_k; for an integrator -k_k / (1 + s tau)). Errors that
+    cross behavioural cells (phi, alpha) and the small gamma e feedback into
+    the membrane (an input computed later in the order) are not propagated.
+
+    Parameters
+    ----------
+    signals : dict
+        Ideal model signals by name (``u_l1_n0``...), on `t_sec`.
     """
-    y = np.asarray(x, dtype=float).copy()
-    if stage.kind == "integrator":
-        k = sum(stage.gains.values())
-        lp = np.zeros_like(y)
-        lp[0] = y[0]
-        for n in range(1, len(y)):
-            a = math.exp(-(t_sec[n] - t_sec[n - 1]) / stage.tau_sec)
-            lp[n] = a * lp[n - 1] + (1 - a) * 0.5 * (y[n] + y[n - 1])
-        z = y + k * lp
-    else:
-        z = stage.noise_gain_dc * y
-    w_t_val = 2 * math.pi * gbw_hz
-    return -(z / a0 + np.gradient(z, t_sec) / w_t_val)
+    w_t = 2 * math.pi * gbw_hz
+    errors_volt: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
+    for st in stages:
+        if st.signal not in signals:
+            continue
+        y = st.out_sign * st.scale_volt * np.asarray(signals[st.signal], dtype=float)
+        if st.kind == "integrator":
+            z = y + sum(st.gains.values()) * _lowpass(y, t_sec, st.tau_sec)
+        else:
+            z = st.noise_gain_dc * y
+        delta = -(z / a0 + np.gradient(z, t_sec) / w_t)
+        for node, gain in st.gains.items():
+            upstream = errors_volt.get(node)
+            if upstream is None:
+                continue
+            if st.kind == "integrator":
+                delta = delta - gain * _lowpass(upstream, t_sec, st.tau_sec)
+            else:
+                delta = delta + gain * upstream
+        errors_volt[st.out] = delta
+        out[st.signal] = delta / (st.out_sign * st.scale_volt)
+    return out
+
+
+def swing_problems(
+    stages: list[Stage], signals: dict[str, np.ndarray], swing_volt: float
+) -> list[str]:
+    """Op-amp outputs whose ideal voltage leaves +-`swing_volt` (or comes within
+    10 % of it), naming the stage and the peak."""
+    problems = []
+    for st in stages:
+        if st.signal not in signals:
+            continue
+        peak = float(np.max(np.abs(signals[st.signal]))) * st.scale_volt
+        if peak > 0.9 * swing_volt:
+            what = "beyond" if peak > swing_volt else "within 10 % of"
+            problems.append(
+                f"{st.unit}: op-amp {st.name} output {st.signal} peaks at "
+                f"{peak:.3g} V, {what} the swing +-{swing_volt:g} V; fix: lower "
+                "hardware signal/error_volt_per_unit or raise opamp.swing_volt."
+            )
+    return problems
 
 
 # --- the whole plan -------------------------------------------------------------

@@ -27,11 +27,17 @@ input, and the output resistance in series with the output.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from vle_hw import __version__
 from vle_hw.circuit import CircuitPlan, Element, Probe, plan_behavioural
-from vle_hw.components import Stage, network_stages
+from vle_hw.components import (
+    ComponentWarning,
+    Stage,
+    network_stages,
+    swing_problems,
+)
 from vle_hw.network import Network
 from vle_hw.signals import Signal
 from vle_hw.spec import OpAmpSpec, Spec
@@ -198,6 +204,17 @@ def plan_opamp(
         if stage.kind == "integrator" and stage.out in plan.initial:
             plan.initial[stage.inn] = 0.0
     return plan
+
+
+def check_outputs(spec: Spec, network: Network, ode) -> list[str]:
+    """Warn (ComponentWarning) for op-amp outputs whose ideal trace `ode` leaves
+    the swing; returns the messages."""
+    problems = swing_problems(
+        network_stages(spec, network), ode.signals, spec.opamp.swing_volt
+    )
+    for text in problems:
+        warnings.warn(text, ComponentWarning, stacklevel=2)
+    return problems
 
 
 def library_text() -> str:

@@ -236,6 +236,11 @@ def verify(
     t0 = time.perf_counter()
     ode = reference.trace(spice.t)
     timings["ode_eval_sec"] = time.perf_counter() - t0
+    level_warnings = []
+    if level == "opamp":  # outputs beyond the op-amp swing
+        from vle_hw.opamp import check_outputs
+
+        level_warnings = check_outputs(spec, network, ode)
 
     # --- compare and report -------------------------------------------------------
     comparison = compare(ode, spice, *spec.tolerances.for_level(level))
@@ -277,6 +282,7 @@ def verify(
         "timings": timings,
     }
     info["learning"] = learning
+    info["level_warnings"] = level_warnings
     result = VerifyResult(comparison, paths, timings, info)
     write_atomic(
         paths.json,
