@@ -93,7 +93,8 @@ def run_point(a0_db: float, gbw_hz: float, work: Path) -> list[dict]:
 
 def _crossing(xs, ys, level):
     """x (log-interpolated) where ys first falls below `level` going up in x."""
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:]), strict=False):
+    for k in range(len(xs) - 1):
+        (x0, y0), (x1, y1) = (xs[k], ys[k]), (xs[k + 1], ys[k + 1])
         if y0 > level >= y1:
             f = (math.log(level) - math.log(y0)) / (math.log(y1) - math.log(y0))
             return math.exp(math.log(x0) + f * (math.log(x1) - math.log(x0)))
@@ -118,10 +119,6 @@ def main() -> int:
         writer.writerows(rows)
 
     def worst(key, value, other_key, other_value, field):
-        pts = sorted(
-            {r[key] for r in rows if r[key] == value or r[other_key] == other_value}
-        )
-        del pts
         sel = [r for r in rows if r[key] == value and r[other_key] == other_value]
         return max(r[field] for r in sel)
 
