@@ -347,3 +347,16 @@ def test_lagline_opamp_level_fails_at_1_mhz_gbw_and_warns_near_the_swing(tmp_pat
 def test_component_warning_is_a_user_warning():
     assert issubclass(ComponentWarning, UserWarning)
     assert np.isfinite(macromodel_params(OpAmpSpec())["a0"])
+
+
+def test_non_convergence_message_names_op_amp_causes_and_the_time_reached():
+    from vle_hw.runner import _diagnose, _time_reached
+
+    spec, text = spec_from(default_dict())
+    deck = build_deck(spec, text, "opamp")
+    log = ["doAnalyses: TRAN:  Timestep too small; time = 1.25e-05, timestep = 1e-20"]
+    message = _diagnose(log, deck.text)
+    assert "op-amp stage stuck at its rails" in message
+    assert "opamp.swing_volt" in message
+    assert "op-amp" not in _diagnose(log, build_deck(spec, text).text)
+    assert _time_reached(log) == "Last time ngspice reported: 1.25e-05 s. "

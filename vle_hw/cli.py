@@ -88,15 +88,22 @@ def derive(spec: str | None, latex: bool) -> None:
     default=None,
     help="Deck file to write (default: print to standard output).",
 )
+@click.option(
+    "--level",
+    type=click.Choice(["behavioural", "opamp"]),
+    default="behavioural",
+    show_default=True,
+    help="Abstraction level of the circuit (DESIGN.md section 3).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def netlist(spec: str | None, output: str | None, force: bool) -> None:
-    """Write the behavioural ngspice deck of SPEC (default: LagLine)."""
+def netlist(spec: str | None, output: str | None, level: str, force: bool) -> None:
+    """Write the ngspice deck of SPEC (default: LagLine) at a level."""
     from vle_hw.outputs import check_writable, write_atomic
     from vle_hw.pipeline import build_deck
 
     try:
         parsed, text = _load(spec)
-        deck = build_deck(parsed, text)
+        deck = build_deck(parsed, text, level)
         if output is not None:
             check_writable([Path(output)], force)
     except (SpecError, OutputExistsError) as exc:

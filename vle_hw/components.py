@@ -586,8 +586,8 @@ def stage_error_symbolic(kind: Literal["integrator", "amplifier"], n_inputs: int
     Examples
     --------
     >>> exact, first = stage_error_symbolic("amplifier", 1)
-    >>> first
-    -(G_1 + G_f)/(A*G_f)
+    >>> sp.factor(-first * A)
+    (G_1 + G_f)/G_f
     """
     g = sp.symbols(f"G_1:{n_inputs + 1}", positive=True)
     vin = sp.symbols(f"V_1:{n_inputs + 1}")
