@@ -360,3 +360,38 @@ def test_non_convergence_message_names_op_amp_causes_and_the_time_reached():
     assert "opamp.swing_volt" in message
     assert "op-amp" not in _diagnose(log, build_deck(spec, text).text)
     assert _time_reached(log) == "Last time ngspice reported: 1.25e-05 s. "
+
+
+def test_network_offset_shift_matches_the_noise_gain_prediction(tmp_path):
+    # teacher neuron 1 of LagLine, constant input, steady start: the offset of
+    # every op-amp shifts -u by vos NG_int and u_prosp by vos NG_amp + w vos NG_int
+    from vle_hw.components import network_stages
+    from vle_hw.network import build_network
+    from vle_hw.runner import run_deck
+
+    vos = 5e-3
+    shifts = {}
+    for offset in (0.0, vos):
+        data = default_dict()
+        data["network"]["eta"] = 0.0
+        data["input"] = {"kind": "sines", "amplitudes": [0.0], "omegas": [1.0],
+                         "offset": 0.5}  # fmt: skip
+        data["initial_state"] = "steady"
+        data["simulation"]["t_stop"] = 1.0
+        data["opamp"] = {"offset_volt": offset}
+        spec, text = spec_from(data)
+        deck = build_deck(spec, text, "opamp")
+        trace = run_deck(deck, tmp_path / f"d{offset}.cir", tmp_path / f"n{offset}", 60)
+        shifts[offset] = {k: v[-1] for k, v in trace.signals.items()}
+    stages = {st.name: st for st in network_stages(spec, build_network(spec))}
+    s_x = spec.hardware.signal_volt_per_unit
+    ng_int = stages["tmem_l1_n0"].noise_gain_realised
+    amp = stages["tuprosp_l1_n0"]
+    d_un = vos * ng_int  # volts on un = -u s_x
+    d_up = vos * amp.noise_gain_realised + amp.realised["tun_l1_n0"] * d_un
+    measured_u = shifts[vos]["teacher_u_l1_n0"] - shifts[0.0]["teacher_u_l1_n0"]
+    measured_up = (
+        shifts[vos]["teacher_u_prosp_l1_n0"] - shifts[0.0]["teacher_u_prosp_l1_n0"]
+    )
+    assert measured_u == pytest.approx(-d_un / s_x, rel=0.05)
+    assert measured_up == pytest.approx(d_up / s_x, rel=0.05)
