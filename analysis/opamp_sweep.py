@@ -6,7 +6,10 @@ time scale (10 us per model unit) with a short t_stop, exact part values
 (``components.series: exact``, so only the op-amp departs from the ideal) and
 compares, per op-amp output signal (u, u_prosp, v, e of student and teacher),
 the measured NRMSE with the first-order prediction of
-:func:`vle_hw.components.predicted_errors` computed from the ODE traces.
+:func:`vle_hw.components.predicted_errors` computed from the ODE traces (each
+stage's -(1/A0 + s/w_t) NG(s) times its ideal output, propagated through the
+later stages and, linearised, through phi, alpha, the synaptic sums and the
+weights).
 
 Writes analysis/opamp_sweep.csv (one row per point and signal) and
 analysis/opamp_sweep.png. Run: ``nice python analysis/opamp_sweep.py``
@@ -31,7 +34,11 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from vle_hw import VerifyPaths, build_network, verify  # noqa: E402
-from vle_hw.components import network_stages, predicted_errors  # noqa: E402
+from vle_hw.components import (  # noqa: E402
+    cell_error_model,
+    network_stages,
+    predicted_errors,
+)
 from vle_hw.spec import default_spec_text, parse_spec_text  # noqa: E402
 from vle_hw.trace import load_traces  # noqa: E402
 
@@ -68,8 +75,12 @@ def run_point(a0_db: float, gbw_hz: float, work: Path) -> list[dict]:
     traces = load_traces(result.paths.traces)
     ode = traces["ode"]
     t_sec = ode.t * spec.hardware.time_sec_per_unit
-    stages = network_stages(spec, build_network(spec))
-    predicted = predicted_errors(stages, ode.signals, t_sec, 10 ** (a0_db / 20), gbw_hz)
+    network = build_network(spec)
+    stages = network_stages(spec, network)
+    cells = cell_error_model(spec, network, ode.signals, ode.t)
+    predicted = predicted_errors(
+        stages, ode.signals, t_sec, 10 ** (a0_db / 20), gbw_hz, cells
+    )
     tau_min = min(st.tau_sec for st in stages if st.kind == "integrator")
     rows = []
     for r in result.comparison.results:
@@ -159,13 +170,21 @@ def main() -> int:
             f"error crosses {level:g}: GBW {_crossing(GBW_POINTS, gbw_meas, level):.3g}"
             f" Hz; A0 {_crossing(a0_lin, a0_meas, level):.3g} V/V"
         )
-    ratios = [
-        r["ratio_measured_over_predicted"] for r in rows if r["gbw_tau_min"] >= 10
-    ]
+    fast = [r for r in rows if r["gbw_tau_min"] >= 10]
+    ratios = [r["ratio_measured_over_predicted"] for r in fast]
+    inside = sum(0.5 <= q <= 2.0 for q in ratios)
     print(
         f"points with GBW tau_min >= 10: per-signal ratio measured/predicted "
-        f"{min(ratios):.2f} .. {max(ratios):.2f} over {len(ratios)} signal-points"
+        f"{min(ratios):.2f} .. {max(ratios):.2f}; {inside} of {len(ratios)} "
+        "signal-points within a factor of 2"
     )
+    for r in fast:
+        q = r["ratio_measured_over_predicted"]
+        if not 0.5 <= q <= 2.0:
+            print(
+                f"  outside: A0 {r['a0_db']:g} dB GBW {r['gbw_hz']:.0e} "
+                f"{r['signal']} ratio {q:.2f}"
+            )
     return 0
 
 

@@ -207,3 +207,26 @@ def test_spec_command_bad_spec_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["spec", str(bad)])
     assert result.exit_code == 2
     assert result.output.startswith("error:")
+
+
+def test_lowpass_and_stage_error_prediction_against_closed_forms():
+    from vle_hw.components import _lowpass, predicted_errors
+
+    # 1/(1 + s tau) of a sine on an uneven grid: the steady-state closed form
+    rng = __import__("numpy").random.default_rng(0)
+    np = __import__("numpy")
+    t = np.linspace(0, 2e-3, 20001)
+    t[1:-1] += rng.uniform(-3e-8, 3e-8, 19999)  # uneven, steps 0.4 .. 1.6 x 1e-7
+    tau, w = 1e-5, 2 * math.pi * 2e4
+    got = _lowpass(np.sin(w * t), t, tau)
+    h = 1 / (1 + 1j * w * tau)
+    want = abs(h) * np.sin(w * t + np.angle(h))
+    late = t > 20 * tau
+    assert np.max(np.abs(got[late] - want[late])) < 1e-4
+    # an amplifier stage: delta = -NG (y / A0 + y' / w_t)
+    st = design_amplifier("s", "u", "x", "out", {"a": -9.0, "b": 10.0}, 1e4, "exact")
+    st.scale_volt = 1.0
+    y = np.sin(w * t)
+    delta = predicted_errors([st], {"x": y}, t, 1e4, 1e7)["x"]
+    expected = -10 * (y / 1e4 + w * np.cos(w * t) / (2 * math.pi * 1e7))
+    assert np.max(np.abs(delta - expected)[1:-1]) < 2e-3 * np.max(np.abs(expected))

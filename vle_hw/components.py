@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -661,15 +662,18 @@ def predicted_errors(
     t_sec: np.ndarray,
     a0: float,
     gbw_hz: float,
+    cells: Callable[[dict], dict] | None = None,
+    passes: int = 8,
 ) -> dict[str, np.ndarray]:
     """First-order error (model units) of every stage output, from ideal traces.
 
     Each stage adds its own error delta(s) = -(1/A0 + s/w_t) NG(s) Y(s)
     (Y the ideal output voltage; for the integrator NG(s) Y = Y + K Y/(1 + s tau),
-    K the sum of its gains) and passes on the errors of the earlier stages that
-    feed it (weights w_k; for an integrator -k_k / (1 + s tau)). Errors that
-    cross behavioural cells (phi, alpha) and the small gamma e feedback into
-    the membrane (an input computed later in the order) are not propagated.
+    K the sum of its gains) and passes on the errors of the nodes that feed it
+    (weights w_k; for an integrator -k_k / (1 + s tau)). With `cells` (see
+    :func:`cell_error_model`) the errors also cross the behavioural cells (phi,
+    alpha, the synaptic sums and the weights), iterated `passes` times because
+    the error path runs backwards through the layers.
 
     Parameters
     ----------
@@ -677,8 +681,7 @@ def predicted_errors(
         Ideal model signals by name (``u_l1_n0``...), on `t_sec`.
     """
     w_t = 2 * math.pi * gbw_hz
-    errors_volt: dict[str, np.ndarray] = {}
-    out: dict[str, np.ndarray] = {}
+    own = {}
     for st in stages:
         if st.signal not in signals:
             continue
@@ -687,18 +690,118 @@ def predicted_errors(
             z = y + sum(st.gains.values()) * _lowpass(y, t_sec, st.tau_sec)
         else:
             z = st.noise_gain_dc * y
-        delta = -(z / a0 + np.gradient(z, t_sec) / w_t)
-        for node, gain in st.gains.items():
-            upstream = errors_volt.get(node)
-            if upstream is None:
+        own[st.name] = -(z / a0 + np.gradient(z, t_sec) / w_t)
+    errors_volt: dict[str, np.ndarray] = {}
+    for _ in range(passes if cells is not None else 1):
+        known = dict(errors_volt)
+        if cells is not None:
+            known.update(cells(known))
+        for st in stages:
+            if st.name not in own:
                 continue
-            if st.kind == "integrator":
-                delta = delta - gain * _lowpass(upstream, t_sec, st.tau_sec)
-            else:
-                delta = delta + gain * upstream
-        errors_volt[st.out] = delta
-        out[st.signal] = delta / (st.out_sign * st.scale_volt)
-    return out
+            delta = own[st.name]
+            for node, gain in st.gains.items():
+                upstream = known.get(node, errors_volt.get(node))
+                if upstream is None:
+                    continue
+                if st.kind == "integrator":
+                    delta = delta - gain * _lowpass(upstream, t_sec, st.tau_sec)
+                else:
+                    delta = delta + gain * upstream
+            errors_volt[st.out] = known[st.out] = delta
+    return {
+        st.signal: errors_volt[st.out] / (st.out_sign * st.scale_volt)
+        for st in stages
+        if st.out in errors_volt
+    }
+
+
+def cell_error_model(
+    spec: Spec, network: Network, signals: dict[str, np.ndarray], t_model: np.ndarray
+) -> Callable[[dict], dict]:
+    """Linearised behavioural cells: node errors (V) from the stage errors (V).
+
+    r = phi(u_prosp), the synaptic sums W r_pre (with the weight error from
+    d(dW)/dt = eta (de r_pre + e dr_pre)), alpha (output: d alpha/d u_prosp and
+    d alpha/d y with y the teacher's r; hidden: phi'' fb du_prosp + phi' W^T de),
+    alphan = -alpha; sensitivities from the derivation, evaluated on the ideal
+    traces `signals` (model units, time `t_model`). Biases are not propagated.
+    """
+    s_x, s_e = spec.hardware.signal_volt_per_unit, spec.hardware.error_volt_per_unit
+    zero = np.zeros_like(t_model, dtype=float)
+
+    def weights(layer, k: int, i: int, j: int, student: bool):
+        name = f"w_l{layer.index}_i{i}_j{j}"
+        if student and name in signals:
+            return signals[name]
+        return zero + float(layer.weights[i, j])
+
+    def cumulative(rate: np.ndarray) -> np.ndarray:
+        steps = 0.5 * (rate[1:] + rate[:-1]) * np.diff(t_model)
+        return np.concatenate([[0.0], np.cumsum(steps)])
+
+    def compute(known: dict) -> dict:
+        get = lambda node: known.get(node, zero)  # noqa: E731
+        out: dict[str, np.ndarray] = {}
+        groups = [(network.teacher or [], "t", "teacher_", False)]
+        groups.append((network.layers, "", "", True))
+        for layers, prefix, sig, student in groups:
+            for k, layer in enumerate(layers):
+                eq = d.derive(layer.phi)
+                dphi = sp.lambdify(d.u_prosp, eq.phi_prime, "numpy")
+                for i in range(layer.size):
+                    tag = _tag(layer.index, i)
+                    up = signals[f"{sig}u_prosp_{tag}"]
+                    out[f"{prefix}r_{tag}"] = dphi(up) * get(f"{prefix}uprosp_{tag}")
+                    # synaptic sum: W dr_pre + dW r_pre (volts in s_x)
+                    delta = zero.copy()
+                    for j in range(layer.weights.shape[1]):
+                        if layer.index == 1:
+                            r_pre, dr_pre = signals[f"x_n{j}"], zero
+                        else:
+                            pre = _tag(layer.index - 1, j)
+                            r_pre = signals[f"{sig}r_{pre}"]
+                            dr_pre = out[f"{prefix}r_{pre}"]
+                        delta = delta + weights(layer, k, i, j, student) * dr_pre
+                        if student and f"w_l{layer.index}_i{i}_j{j}" in signals:
+                            e_i = signals[f"e_{tag}"]
+                            rate = network.eta * (
+                                get(f"e_{tag}") / s_e * r_pre + e_i * dr_pre / s_x
+                            )
+                            delta = delta + cumulative(rate) * r_pre * s_x
+                    out[f"{prefix}isynb_{tag}"] = delta
+        # alpha of the student's error units
+        last = len(network.layers) - 1
+        for k, layer in enumerate(network.layers):
+            eq = d.derive(layer.phi)
+            for i in range(layer.size):
+                tag = _tag(layer.index, i)
+                up = signals[f"u_prosp_{tag}"]
+                d_up = get(f"uprosp_{tag}") / s_x
+                if k == last:
+                    expr = eq.alpha_output.subs(d.beta, network.beta)
+                    y = signals[f"y_n{i}"]
+                    d_y = get(f"tr_{tag}") / s_x if network.teacher else zero
+                    f_up = sp.lambdify((d.u_prosp, d.y), sp.diff(expr, d.u_prosp))
+                    f_y = sp.lambdify((d.u_prosp, d.y), sp.diff(expr, d.y))
+                    delta = f_up(up, y) * d_up + f_y(up, y) * d_y
+                else:
+                    nxt = network.layers[k + 1]
+                    fb, d_fb = zero.copy(), zero.copy()
+                    for m in range(nxt.size):
+                        ntag = _tag(nxt.index, m)
+                        w = weights(nxt, k + 1, m, i, True)
+                        fb = fb + w * signals[f"e_{ntag}"]
+                        d_fb = d_fb + w * get(f"e_{ntag}") / s_e
+                    expr = eq.alpha_hidden
+                    f_up = sp.lambdify((d.u_prosp, d.fb), sp.diff(expr, d.u_prosp))
+                    f_fb = sp.lambdify((d.u_prosp, d.fb), sp.diff(expr, d.fb))
+                    delta = f_up(up, fb) * d_up + f_fb(up, fb) * d_fb
+                out[f"alpha_{tag}"] = s_e * delta
+                out[f"alphan_{tag}"] = -s_e * delta
+        return out
+
+    return compute
 
 
 def swing_problems(
