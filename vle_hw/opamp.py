@@ -138,8 +138,8 @@ def plan_opamp(
     )
     plan.header["components"] = f"series {spec.components.series}"
     plan.header["behavioural_cells"] = (
-        "phi, alpha (phi prime times feedback), synaptic transconductances, "
-        "weight store"
+        "phi, alpha (phi prime times feedback), synaptic transconductances "
+        "and an ideal buffer of their sum, weight store"
     )
     plan.library.append(macromodel_text(macromodel_params(op)))
 
