@@ -362,6 +362,7 @@ def test_non_convergence_message_names_op_amp_causes_and_the_time_reached():
     assert _time_reached(log) == "Last time ngspice reported: 1.25e-05 s. "
 
 
+@pytest.mark.slow
 def test_network_offset_shift_matches_the_noise_gain_prediction(tmp_path):
     # teacher neuron 1 of LagLine, constant input, steady start: the offset of
     # every op-amp shifts -u by vos NG_int and u_prosp by vos NG_amp + w vos NG_int
