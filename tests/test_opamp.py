@@ -396,3 +396,11 @@ def test_network_offset_shift_matches_the_noise_gain_prediction(tmp_path):
     )
     assert measured_u == pytest.approx(-d_un / s_x, rel=0.05)
     assert measured_up == pytest.approx(d_up / s_x, rel=0.05)
+
+
+def test_opamp_deck_warns_for_parts_outside_the_component_ranges():
+    data = default_dict()
+    data["components"] = {"r_max_ohm": 5e4}
+    spec, text = spec_from(data)
+    with pytest.warns(ComponentWarning, match=r"rmem_l1_n0_e_l1_n0 .* = 1e\+06 ohm"):
+        build_deck(spec, text, "opamp")

@@ -924,20 +924,10 @@ FORMULAS = {
 }
 
 
-def plan_components(spec: Spec, network: Network) -> ComponentPlan:
-    """The component plan of `network` at the op-amp level.
-
-    Warnings (also issued as :class:`ComponentWarning`) name each part outside
-    ``components`` r/c ranges and each op-amp short of the requirements.
-
-    Raises
-    ------
-    SpecError
-        If a stage cannot be built (a non-positive integrator gain).
-    """
-    comp, proc, op = spec.components, spec.process, spec.opamp
-    stages = network_stages(spec, network)
-    problems: list[str] = []
+def range_problems(stages: list[Stage], comp) -> list[str]:
+    """Parts outside the ``components:`` r/c ranges, each naming the element,
+    its role and value."""
+    problems = []
     for st in stages:
         for p in st.parts:
             lo, hi, what = (
@@ -952,6 +942,23 @@ def plan_components(spec: Spec, network: Network) -> ComponentPlan:
                     "hardware.c_mem_farad, components.r_base_ohm or the hardware "
                     "scales, or widen the range."
                 )
+    return problems
+
+
+def plan_components(spec: Spec, network: Network) -> ComponentPlan:
+    """The component plan of `network` at the op-amp level.
+
+    Warnings (also issued as :class:`ComponentWarning`) name each part outside
+    ``components`` r/c ranges and each op-amp short of the requirements.
+
+    Raises
+    ------
+    SpecError
+        If a stage cannot be built (a non-positive integrator gain).
+    """
+    comp, proc, op = spec.components, spec.process, spec.opamp
+    stages = network_stages(spec, network)
+    problems = range_problems(stages, comp)
     taus = [st.tau_sec for st in stages if st.kind == "integrator"]
     tau_min = min(taus)
     reqs = requirements(stages, tau_min, comp.tracking_error_rel)

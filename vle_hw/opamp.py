@@ -36,6 +36,7 @@ from vle_hw.components import (
     ComponentWarning,
     Stage,
     network_stages,
+    range_problems,
     swing_problems,
 )
 from vle_hw.network import Network
@@ -127,6 +128,8 @@ def plan_opamp(
     """
     plan = plan_behavioural(spec, network, inputs, targets, header)
     stages = network_stages(spec, network)
+    for text in range_problems(stages, spec.components):
+        warnings.warn(text, ComponentWarning, stacklevel=2)
     s_x = spec.hardware.signal_volt_per_unit
     op = spec.opamp
     plan.title = plan.title.replace("behavioural deck", "opamp deck")
