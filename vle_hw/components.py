@@ -72,6 +72,9 @@ SeriesName = Literal["E96", "E24", "exact"]
 K_BOLTZMANN = 1.380649e-23  # J/K, exact (SI 2019)
 
 # IEC 60063 preferred numbers, one decade.
+# LIMITATION(components): capacitors are rounded to the same series as the
+#   resistors (E96/E24), while discrete capacitors mostly come in E6/E12.
+#   Consequence: a bill of materials needs a tau re-check with E12 capacitors.
 E24 = (1.0, 1.1, 1.2, 1.3, 1.5, 1.6, 1.8, 2.0, 2.2, 2.4, 2.7, 3.0, 3.3, 3.6, 3.9,
        4.3, 4.7, 5.1, 5.6, 6.2, 6.8, 7.5, 8.2, 9.1)  # fmt: skip
 E96 = tuple(v / 100 for v in (
@@ -628,6 +631,10 @@ def requirements(
     |eps(j w)| <= NG_dc / A0 + |NG(j w)| w / w_t at w = 1 / tau_min, each term
     given half of `error_rel`.
     """
+    # LIMITATION(components): a worst-case bound per stage (a sinusoid at
+    #   1/tau_min at full amplitude), blind to how errors add up across stages.
+    #   Consequence: on LagLine it asks for 637 MHz where the measured worst
+    #   signal crosses 1e-2 at 49 MHz (analysis/opamp_sweep.py). Issue #4 note.
     out = []
     w = 1.0 / tau_min_sec
     for st in stages:
@@ -727,6 +734,10 @@ def cell_error_model(
     alphan = -alpha; sensitivities from the derivation, evaluated on the ideal
     traces `signals` (model units, time `t_model`). Biases are not propagated.
     """
+    # LIMITATION(components): biases, slew and swing are not in the model, and
+    #   v of the output error unit is predicted 2-5x low on LagLine. Consequence:
+    #   the per-signal agreement is within 2x for 118 of 132 signal-points with
+    #   GBW tau_min >= 10; the worst signal agrees within 1.08-1.18. Issue #4 note.
     s_x, s_e = spec.hardware.signal_volt_per_unit, spec.hardware.error_volt_per_unit
     zero = np.zeros_like(t_model, dtype=float)
 

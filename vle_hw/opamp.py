@@ -126,6 +126,10 @@ def plan_opamp(
         With the ``vle_opamp`` macromodel in ``library`` (the deck stays
         standalone) and the probes of u reading ``un_...`` scaled by -1/s_x.
     """
+    # LIMITATION(opamp): phi, alpha, the synaptic transconductances and the
+    #   weight store stay behavioural, and the stages replace the behavioural
+    #   elements by their names in circuit.py (a rename there fails loudly
+    #   below). Consequence: only the op-amp stages' error is measured. #4 note.
     plan = plan_behavioural(spec, network, inputs, targets, header)
     stages = network_stages(spec, network)
     for text in range_problems(stages, spec.components):
