@@ -7,6 +7,7 @@ reference, build an ngspice deck, run it, and compare the two traces.
 __version__ = "0.1.0"
 
 from vle_hw.compare import Comparison, compare  # noqa: E402
+from vle_hw.components import ComponentPlan, plan_components  # noqa: E402
 from vle_hw.derivation import LocalEquations, derive, render  # noqa: E402
 from vle_hw.errors import (  # noqa: E402
     NgspiceMissingError,
@@ -22,6 +23,7 @@ from vle_hw.trace import Trace, load_traces  # noqa: E402
 
 __all__ = [
     "Comparison",
+    "ComponentPlan",
     "LocalEquations",
     "NgspiceMissingError",
     "NgspiceRunError",
@@ -39,6 +41,7 @@ __all__ = [
     "load_traces",
     "network_graph",
     "parse_spec_text",
+    "plan_components",
     "render",
     "simulate_reference",
     "verify",

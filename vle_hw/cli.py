@@ -126,15 +126,22 @@ def derive(spec: str | None, latex: bool) -> None:
     default=None,
     help="Deck file to write (default: print to standard output).",
 )
+@click.option(
+    "--level",
+    type=click.Choice(["behavioural", "opamp"]),
+    default="behavioural",
+    show_default=True,
+    help="Abstraction level of the circuit (DESIGN.md section 3).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def netlist(spec: str | None, output: str | None, force: bool) -> None:
-    """Write the behavioural ngspice deck of SPEC (default: LagLine)."""
+def netlist(spec: str | None, output: str | None, level: str, force: bool) -> None:
+    """Write the ngspice deck of SPEC (default: LagLine) at a level."""
     from vle_hw.outputs import check_writable, write_atomic
     from vle_hw.pipeline import build_deck
 
     try:
         parsed, text = _load(spec)
-        deck = build_deck(parsed, text)
+        deck = build_deck(parsed, text, level)
         if output is not None:
             check_writable([Path(output)], force)
     except (SpecError, OutputExistsError) as exc:
@@ -182,8 +189,15 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
     show_default=True,
     help="Trace file format.",
 )
+@click.option(
+    "--level",
+    type=click.Choice(["behavioural", "opamp"]),
+    default="behavioural",
+    show_default=True,
+    help="Abstraction level of the circuit (DESIGN.md section 3).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
+def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> None:
     """Derive, build, simulate in ngspice and check SPEC against the ODE reference.
 
     With no SPEC, runs the embedded LagLine teacher-student example.
@@ -207,10 +221,11 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
             text,
             paths,
             force=force,
+            level=level,
             on_start=lambda: click.echo(
-                f"verify {parsed.name}: t_stop = {parsed.simulation.t_stop:g} model "
-                f"units, eta = {parsed.network.eta:g}; running ngspice and the ODE "
-                "reference..."
+                f"verify {parsed.name} ({level}): t_stop = "
+                f"{parsed.simulation.t_stop:g} model units, eta = "
+                f"{parsed.network.eta:g}; running ngspice and the ODE reference..."
             ),
         )
     except (SpecError, OutputExistsError) as exc:
@@ -265,6 +280,14 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
     click.echo(f"FAIL: {', '.join(comparison.failing())}", err=True)
     sys.exit(EXIT_FAIL)
 
+
+def _register() -> None:
+    from vle_hw.cli_spec import spec_command
+
+    main.add_command(spec_command)
+
+
+_register()
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vle_hw import __version__
-from vle_hw.circuit import plan_behavioural
+from vle_hw.circuit import CircuitPlan, plan_behavioural
 from vle_hw.compare import Comparison, compare
 from vle_hw.errors import NgspiceRunError, SpecError
 from vle_hw.netlist import Deck, write_deck
@@ -29,7 +29,21 @@ from vle_hw.spec import MAX_TABLE_POINTS, Spec, spec_hash
 log = logging.getLogger(__name__)
 
 
-def build_deck(spec: Spec, spec_text: str) -> Deck:
+def _plan_opamp(*args) -> CircuitPlan:
+    from vle_hw.opamp import plan_opamp
+
+    return plan_opamp(*args)
+
+
+# Abstraction levels (DESIGN.md section 3): name -> planner with the signature
+# of plan_behavioural(spec, network, inputs, targets, header) -> CircuitPlan.
+LEVELS: dict[str, Callable[..., CircuitPlan]] = {
+    "behavioural": plan_behavioural,
+    "opamp": _plan_opamp,
+}
+
+
+def build_deck(spec: Spec, spec_text: str, level: str = "behavioural") -> Deck:
     """The behavioural ngspice deck of `spec` (deterministic to the byte).
 
     Examples
@@ -41,11 +55,16 @@ def build_deck(spec: Spec, spec_text: str) -> Deck:
     'vle_hw behavioural deck lagline'
     """
     return _deck(
-        spec, spec_text, build_network(spec), build_inputs(spec), build_targets(spec)
+        spec,
+        spec_text,
+        build_network(spec),
+        build_inputs(spec),
+        build_targets(spec),
+        level,
     )
 
 
-def _deck(spec, spec_text, network, inputs, targets) -> Deck:
+def _deck(spec, spec_text, network, inputs, targets, level="behavioural") -> Deck:
     """The deck from parts already built (verify builds them once for both sides)."""
     tables = sum(
         len(sig.source.times)
@@ -59,7 +78,7 @@ def _deck(spec, spec_text, network, inputs, targets) -> Deck:
         )
     header = {"tool_version": __version__, "spec_hash": spec_hash(spec_text)}
     try:
-        plan = plan_behavioural(spec, network, inputs, targets, header)
+        plan = LEVELS[level](spec, network, inputs, targets, header)
         return write_deck(plan)
     except (ZeroDivisionError, OverflowError, FloatingPointError) as exc:
         raise SpecError(_NOT_FINITE.format(exc=exc)) from None
@@ -133,6 +152,7 @@ def verify(
     paths: VerifyPaths,
     force: bool = False,
     on_start: Callable[[], None] | None = None,
+    level: str = "behavioural",
 ) -> VerifyResult:
     """Run the whole verification of `spec` and write every output.
 
@@ -147,6 +167,9 @@ def verify(
     force : bool
     on_start : callable, optional
         Called once the inputs are valid, just before the simulations start.
+    level : str
+        A key of :data:`LEVELS`; its tolerances come from
+        ``spec.tolerances.for_level(level)``.
 
     Returns
     -------
@@ -167,7 +190,7 @@ def verify(
     graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
-    deck = _deck(spec, spec_text, network, inputs, targets)
+    deck = _deck(spec, spec_text, network, inputs, targets, level)
     check_writable(paths.files(), force)
     find_ngspice_library()
     # With --force, the previous run's files go now: a failed run must not
@@ -213,9 +236,14 @@ def verify(
     t0 = time.perf_counter()
     ode = reference.trace(spice.t)
     timings["ode_eval_sec"] = time.perf_counter() - t0
+    level_warnings = []
+    if level == "opamp":  # outputs beyond the op-amp swing
+        from vle_hw.opamp import check_outputs
+
+        level_warnings = check_outputs(spec, network, ode)
 
     # --- compare and report -------------------------------------------------------
-    comparison = compare(ode, spice, spec.tolerances.nrmse, spec.tolerances.weight_rel)
+    comparison = compare(ode, spice, *spec.tolerances.for_level(level))
     out_layer = network.layers[-1].index
     learning = _learning_summary(network, ode, spice)
     figure = verify_figure(
@@ -239,7 +267,7 @@ def verify(
         "spec": spec.name,
         "spec_hash": spec_hash(spec_text),
         "tool_version": __version__,
-        "level": "behavioural",
+        "level": level,
         "neurons": sum(1 for _, kind in graph.nodes(data="kind") if kind == "neuron"),
         "synapses": graph.number_of_edges(),
         "plastic_synapses": sum(1 for *_, p in graph.edges(data="plastic") if p),
@@ -254,6 +282,7 @@ def verify(
         "timings": timings,
     }
     info["learning"] = learning
+    info["level_warnings"] = level_warnings
     result = VerifyResult(comparison, paths, timings, info)
     write_atomic(
         paths.json,

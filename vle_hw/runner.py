@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "sudo apt-get install ngspice libngspice0-dev"
 _ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
+_TIME_IN_LOG = re.compile(r"\btime\s*=\s*([0-9.]+e[-+]?[0-9]+|[0-9.]+)")
+OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
 
 
 def find_ngspice_library() -> str:
@@ -181,7 +184,8 @@ class RunHandle:
         if not status.get("ok"):
             raise NgspiceRunError(
                 f"ngspice failed on {self.deck_path}: {status.get('error')}. "
-                f"{_diagnose(log_lines)}Full log: {log_path}"
+                f"{_time_reached(log_lines)}"
+                f"{_diagnose(log_lines, self.deck.text)}Full log: {log_path}"
             )
         errors = [
             line
@@ -201,7 +205,7 @@ class RunHandle:
             raise NgspiceRunError(
                 f"ngspice stopped at t = {reached:.6g} s of {stop:.6g} s in "
                 f"{self.deck_path}: {first}. "
-                f"{_diagnose(log_lines)}Full log: {log_path}"
+                f"{_diagnose(log_lines, self.deck.text)}Full log: {log_path}"
             )
         signals = {
             probe.signal: data[probe.vector] * probe.scale for probe in self.deck.probes
@@ -222,9 +226,26 @@ class RunHandle:
         return Trace(t_model, signals, "spice", meta=meta)
 
 
-def _diagnose(log_lines: list[str]) -> str:
+def _time_reached(log_lines: list[str]) -> str:
+    """'Last time reported: ... s. ' from ngspice's ``time = ...`` lines, if any."""
+    times = []
+    for line in log_lines:
+        match = _TIME_IN_LOG.search(line.lower())
+        if match:
+            times.append(float(match.group(1)))
+    return f"Last time ngspice reported: {times[-1]:.6g} s. " if times else ""
+
+
+def _diagnose(log_lines: list[str], deck_text: str = "") -> str:
     text = "\n".join(log_lines).lower()
     causes = []
+    failed = any(m in text for m in ("timestep too small", "singular", "converge"))
+    if failed and OPAMP_MARK in deck_text:
+        causes.append(
+            "an op-amp stage stuck at its rails or slewing (see opamp.swing_volt, "
+            "opamp.slew_volt_per_sec and the hardware scales) or a very fast "
+            "op-amp (opamp.gbw_hz) against the maximum step"
+        )
     if "singular matrix" in text:
         causes.append(
             "a node without a DC path to ground (a capacitor fed only "
