@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from vle_hw.cli_types import OUTPUT_FILE, OUTPUT_FOLDER
 from vle_hw.errors import (
     NgspiceMissingError,
     NgspiceRunError,
@@ -26,44 +27,6 @@ from vle_hw.errors import (
 )
 
 EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE, EXIT_INTERRUPTED = 1, 2, 3, 130
-
-
-class OutputFile(click.ParamType):
-    """A file to write: not empty, not a folder, not ending in a path separator.
-
-    Click exits with code 2 and names the option when a value is refused.
-    """
-
-    name = "file"
-
-    def convert(self, value, param, ctx):
-        text = str(value)
-        if not text.strip():
-            self.fail("an empty path; give a file name", param, ctx)
-        if text.endswith(("/", "\\")) or Path(text).is_dir():
-            self.fail(
-                f"{text!r} names a folder; give the path of a file inside it",
-                param,
-                ctx,
-            )
-        return text
-
-
-class OutputFolder(click.ParamType):
-    """A folder to write into: not empty, not an existing file."""
-
-    name = "folder"
-
-    def convert(self, value, param, ctx):
-        text = str(value)
-        if not text.strip():
-            self.fail("an empty path; give a folder name, e.g. out", param, ctx)
-        if Path(text).exists() and not Path(text).is_dir():
-            self.fail(f"{text!r} is a file; give a folder", param, ctx)
-        return text
-
-
-OUTPUT_FILE, OUTPUT_FOLDER = OutputFile(), OutputFolder()
 
 
 def _load(spec_path: str | None):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from vle_hw.cli_types import OUTPUT_FILE
 from vle_hw.components import ComponentPlan, ComponentWarning
 
 
@@ -113,9 +114,27 @@ def summary_lines(plan: ComponentPlan) -> list[str]:
     default=None,
     help="Override components.series.",
 )
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--md", "md_path", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=OUTPUT_FILE,
+    default=None,
+    help="Write the component plan as CSV to this file.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=OUTPUT_FILE,
+    default=None,
+    help="Write the component plan as JSON to this file.",
+)
+@click.option(
+    "--md",
+    "md_path",
+    type=OUTPUT_FILE,
+    default=None,
+    help="Write the component plan as Markdown to this file.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
     """Print (and write) the op-amp-level component plan of SPEC (default: LagLine).

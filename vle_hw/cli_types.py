@@ -1,0 +1,45 @@
+"""Click parameter types shared by the command modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+class OutputFile(click.ParamType):
+    """A file to write: not empty, not a folder, not ending in a path separator.
+
+    Click exits with code 2 and names the option when a value is refused.
+    """
+
+    name = "file"
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not text.strip():
+            self.fail("an empty path; give a file name", param, ctx)
+        if text.endswith(("/", "\\")) or Path(text).is_dir():
+            self.fail(
+                f"{text!r} names a folder; give the path of a file inside it",
+                param,
+                ctx,
+            )
+        return text
+
+
+class OutputFolder(click.ParamType):
+    """A folder to write into: not empty, not an existing file."""
+
+    name = "folder"
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not text.strip():
+            self.fail("an empty path; give a folder name, e.g. out", param, ctx)
+        if Path(text).exists() and not Path(text).is_dir():
+            self.fail(f"{text!r} is a file; give a folder", param, ctx)
+        return text
+
+
+OUTPUT_FILE, OUTPUT_FOLDER = OutputFile(), OutputFolder()
