@@ -228,5 +228,9 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
     sys.exit(EXIT_FAIL)
 
 
+from vle_hw.cli_gradients import gradients  # noqa: E402  (needs the names above)
+
+main.add_command(gradients)
+
 if __name__ == "__main__":
     main()
