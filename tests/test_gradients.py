@@ -92,7 +92,8 @@ def test_lagnet_gradient_matches_finite_differences_for_every_parameter():
 def test_equal_time_constants_make_adjoint_local_and_backprop_errors_coincide():
     data = yaml.safe_load((ROOT / "examples" / "lagnet.yaml").read_text())
     for layer in data["network"]["layers"]:
-        layer["tau_r"] = layer["tau_m"] = [1.5, 0.7] if layer["size"] == 2 else 0.9
+        tau = [1.5, 0.7] if layer["size"] == 2 else 0.9
+        layer["tau_m"], layer["tau_r"] = tau, copy.copy(tau)
         layer["gamma"] = 0.0  # the nudged trajectory is then the free one
     spec = _spec(data)
     network, inputs = build_network(spec), build_inputs(spec)
@@ -107,7 +108,7 @@ def test_equal_time_constants_make_adjoint_local_and_backprop_errors_coincide():
         eps = result.samples[f"eps_l{layer.index}"]
         backprop = result.samples[f"backprop_l{layer.index}"]
         local = np.stack(
-            [trace[f"e_l{layer.index}_n{i}"] for i in range(layer.size)], axis=-1
+            [trace.signals[f"e_l{layer.index}_n{i}"] for i in range(layer.size)], axis=-1
         )
         scale = np.max(np.abs(backprop))
         assert scale > 1e-3  # a real error signal, not zeros

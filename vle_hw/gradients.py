@@ -85,8 +85,8 @@ def check_parameter_names(network: Network, params) -> list[str]:
         shown = ", ".join(repr(p) for p in unknown) or "(none)"
         raise SpecError(
             f"--param: unknown parameter name(s) {shown}; this network has "
-            f"{', '.join(valid)} (W, b, tau_m, tau_r + 1-based layer index; b only "
-            "where the network has biases)."
+            f"{', '.join(valid)}; fix: pick from these (W, b, tau_m, tau_r + 1-based "
+            "layer index; b only where the network has biases)."
         )
     return [name for name in valid if name in params]
 
