@@ -108,7 +108,8 @@ def test_equal_time_constants_make_adjoint_local_and_backprop_errors_coincide():
         eps = result.samples[f"eps_l{layer.index}"]
         backprop = result.samples[f"backprop_l{layer.index}"]
         local = np.stack(
-            [trace.signals[f"e_l{layer.index}_n{i}"] for i in range(layer.size)], axis=-1
+            [trace.signals[f"e_l{layer.index}_n{i}"] for i in range(layer.size)],
+            axis=-1,
         )
         scale = np.max(np.abs(backprop))
         assert scale > 1e-3  # a real error signal, not zeros
