@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vle_hw.cli import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NGSPICE, _fail, _load
 from vle_hw.errors import OutputExistsError, ReferenceSolveError, SpecError
 
 
@@ -145,6 +144,7 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
     inputs against (1 + w^2 tau_m^2) / (1 + w^2 tau_r^2).
     """
     from vle_hw import gradients as G
+    from vle_hw.cli import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NGSPICE, _fail, _load
     from vle_hw.network import build_network
     from vle_hw.outputs import check_writable, write_atomic
     from vle_hw.signals import build_inputs, build_targets

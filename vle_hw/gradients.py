@@ -116,6 +116,10 @@ def with_parameter(network: Network, name: str, value: np.ndarray) -> Network:
     return replace(network, layers=tuple(layers))
 
 
+# LIMITATION(gradients): the exact gradient is that of the FREE network (gamma = 0,
+#   weights frozen); the local signals it is compared with come from the nudged
+#   network (spec's gamma). Consequence: for gamma beta not small the two runs
+#   follow different trajectories and part of any misalignment is that. Issue #3.
 def free_network(network: Network) -> Network:
     """The network whose cost is differentiated: gamma = 0, eta = 0."""
     layers = tuple(replace(layer, gamma=0.0) for layer in network.layers)
@@ -521,6 +525,10 @@ def window_gradient(
             out[ev.layout[name][0]] = value.ravel()
         return out
 
+    # LIMITATION(gradients): lambda(t1) = 0 makes this the gradient of the
+    #   window's own cost: what the parameters do to the cost after t1 is not
+    #   counted. Consequence: a window of a few tau_m sees only part of the
+    #   credit of slow paths (train_windowed_adjoint is truncated BPTT). Issue #3.
     started_adj = time.perf_counter()
     back = solve_ivp(
         rhs,
@@ -878,6 +886,9 @@ def frequency_alignment(
         One row per (omega, layer): ``omega``, ``layer``, ``measured``,
         ``predicted``, ``cosine``.
     """
+    # LIMITATION(gradients): the predicted ratio holds for linear units with one
+    #   (tau_m, tau_r) per layer; for other networks only the measured ratio is
+    #   given (predicted None), since phi' mixes frequencies. Issue #3.
     network = network or single_neuron()
     if network.inputs != 1:
         raise SpecError(
@@ -998,6 +1009,8 @@ def train_windowed_adjoint(
         raise SpecError(f"window must be a number > 0, got {window!r}.")
     _check_window(t_start, t_stop)
     eta = network.eta if eta is None else eta
+    # LIMITATION(gradients): only weights and biases learn here; tau_m and tau_r
+    #   stay fixed although their exact gradients are computed. Issue #3.
     names = _plastic_names(network)
     if not names:
         raise SpecError(
