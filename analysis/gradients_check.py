@@ -121,12 +121,10 @@ def local_rule_curves(spec, span, every):
     return curves
 
 
-def figure(local, adjoint, teacher, path):
+def figure(runs, teacher, path):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for curves, label, style in (
-        (local, "local rule", "-"),
-        (adjoint, "adjoint", "--"),
-    ):
+    styles = ["-", "--", ":", "-."]
+    for (label, curves), style in zip(runs.items(), styles, strict=False):
         t = [curves["initial"]["t"], *curves["t"]]
         w = np.array([curves["initial"]["weights"]["W1"], *curves["weights"]["W1"]])
         for i in range(w.shape[1]):
@@ -196,8 +194,8 @@ def main() -> None:
             curves["loss"][-1],
             f"wall {curves['wall_sec']:.1f} s",
         )
-    figure(runs, network.teacher[0].weights, OUT / "gradients_lagnet.png")
     (OUT / "gradients_check.json").write_text(json.dumps(results, indent=1))
+    figure(runs, network.teacher[0].weights, OUT / "gradients_lagnet.png")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ windowed-adjoint trainer and the ``vle-hw gradients`` command on bad input."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -195,12 +196,27 @@ def test_cli_spec_without_target_exits_2(tmp_path):
 
 def test_cli_writes_json_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "g.json"
-    result = _cli(["--window", "0", "1", "--param", "W2", "--json", str(out)])
+    args = ["--window", "1", "3", "--param", "W2", "--check-fd", "--alignment"]
+    result = _cli([*args, "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert "W2" in result.stdout
-    import json
-
+    assert "W2" in result.stdout and "cosine" in result.stdout
     data = json.loads(out.read_text())
+    assert data["complete"] is True
     assert set(data["gradient"]["gradient"]) == {"W2"}
+    assert data["finite_differences"]["max_rel_err"]["W2"] <= FD_REL_TOL
+    assert set(data["alignment"]["params"]) == {"W2"}
     again = _cli(["--window", "0", "1", "--json", str(out)])
     assert again.exit_code == EXIT_INPUT and "--force" in again.stderr
+
+
+def test_cli_interrupted_keeps_the_gradient_and_says_where(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(G, "finite_difference_gradient", interrupted)
+    out = tmp_path / "g.json"
+    result = _cli(["--window", "0", "1", "--check-fd", "--json", str(out)])
+    assert result.exit_code == 130
+    assert str(out) in result.stderr and "Traceback" not in result.stderr
+    data = json.loads(out.read_text())
+    assert data["complete"] is False and "W1" in data["gradient"]["gradient"]
