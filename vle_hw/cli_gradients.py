@@ -252,6 +252,8 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
         click.echo(f"{'omega':>8} {'layer':>5} {'measured':>10} {'predicted':>10}")
         for row in freq:
             pred = "-" if row["predicted"] is None else f"{row['predicted']:.5f}"
+            if row["predicted"] is not None and not row["prediction_exact"]:
+                pred += " (linearised)"
             click.echo(
                 f"{row['omega']:>8.4g} {row['layer']:>5} "
                 f"{row['measured']:>10.5f} {pred:>10}"

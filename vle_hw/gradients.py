@@ -872,7 +872,10 @@ def frequency_alignment(
     |integral of e_l r_{l-1}^T| / (beta |-dC/dW_l|); for linear units with one
     (tau_m, tau_r) per layer the prediction is the product over layers k >= l
     of (1 + w**2 tau_m_k**2) / (1 + w**2 tau_r_k**2), since the error of layer
-    l passes through every filter above it; elsewhere it is None.
+    l passes through every filter above it. With nonlinear units the same
+    product is given as the linearised prediction (``prediction_exact``
+    False: phi' mixes frequencies); with per-neuron time constants that
+    differ within a layer it is None.
 
     Parameters
     ----------
@@ -884,11 +887,12 @@ def frequency_alignment(
     -------
     list of dict
         One row per (omega, layer): ``omega``, ``layer``, ``measured``,
-        ``predicted``, ``cosine``.
+        ``predicted``, ``prediction_exact``, ``cosine``.
     """
-    # LIMITATION(gradients): the predicted ratio holds for linear units with one
-    #   (tau_m, tau_r) per layer; for other networks only the measured ratio is
-    #   given (predicted None), since phi' mixes frequencies. Issue #3.
+    # LIMITATION(gradients): the predicted ratio is exact for linear units with
+    #   one (tau_m, tau_r) per layer; for nonlinear units it is the linearised
+    #   value, and with time constants that differ within a layer none is given
+    #   (each path through the network has its own product). Issue #3.
     network = network or single_neuron()
     if network.inputs != 1:
         raise SpecError(
@@ -911,10 +915,7 @@ def frequency_alignment(
             above = network.layers[layer.index - 1 :]
             predicted = None
             uniform = all(
-                lay.phi == "linear"
-                and np.ptp(lay.tau_m) == 0
-                and np.ptp(lay.tau_r) == 0
-                for lay in above
+                np.ptp(lay.tau_m) == 0 and np.ptp(lay.tau_r) == 0 for lay in above
             )
             if uniform:
                 predicted = float(
@@ -932,6 +933,7 @@ def frequency_alignment(
                     "layer": layer.index,
                     "measured": row["norm_ratio"],
                     "predicted": predicted,
+                    "prediction_exact": all(lay.phi == "linear" for lay in above),
                     "cosine": row["cosine"],
                     "t0": t0,
                     "t1": t1,
