@@ -135,10 +135,10 @@ def _check_target(network: Network, targets) -> None:
         )
 
 
-def _check_window(t0: float, t1: float) -> None:
+def _check_window(t0: float, t1: float, what: str = "--window") -> None:
     if not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t1 <= t0:
         raise SpecError(
-            f"--window: need 0 <= T0 < T1, got T0 = {t0!r}, T1 = {t1!r}; fix: give "
+            f"{what}: need 0 <= T0 < T1, got T0 = {t0!r}, T1 = {t1!r}; fix: give "
             "a start and a later end in model time units."
         )
 
@@ -217,9 +217,7 @@ class _Evaluator:
         """Per-layer terms and the target y at times t (states: (B, n_state))."""
         x = self.x(t)
         y = self.model.target(t, states, x)
-        if self.net.layers[0].gamma == 0 and all(
-            layer.gamma == 0 for layer in self.net.layers
-        ):
+        if all(layer.gamma == 0 for layer in self.net.layers):
             return self._free_terms(states, x), y
         return self._nudged_terms(states, x, y), y
 
@@ -1009,7 +1007,7 @@ def train_windowed_adjoint(
     """
     if not (math.isfinite(window) and window > 0):
         raise SpecError(f"window must be a number > 0, got {window!r}.")
-    _check_window(t_start, t_stop)
+    _check_window(t_start, t_stop, "t_start, t_stop")
     eta = network.eta if eta is None else eta
     # LIMITATION(gradients): only weights and biases learn here; tau_m and tau_r
     #   stay fixed although their exact gradients are computed. Issue #3.
