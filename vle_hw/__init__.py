@@ -15,6 +15,14 @@ from vle_hw.errors import (  # noqa: E402
     OutputExistsError,
     SpecError,
 )
+from vle_hw.gradients import (  # noqa: E402
+    GradientResult,
+    alignment,
+    finite_difference_gradient,
+    frequency_alignment,
+    train_windowed_adjoint,
+    window_gradient,
+)
 from vle_hw.network import build_network, network_graph  # noqa: E402
 from vle_hw.pipeline import VerifyPaths, build_deck, verify  # noqa: E402
 from vle_hw.reference import simulate_reference  # noqa: E402
@@ -24,6 +32,7 @@ from vle_hw.trace import Trace, load_traces  # noqa: E402
 __all__ = [
     "Comparison",
     "ComponentPlan",
+    "GradientResult",
     "LocalEquations",
     "NgspiceMissingError",
     "NgspiceRunError",
@@ -33,10 +42,13 @@ __all__ = [
     "Trace",
     "VerifyPaths",
     "__version__",
+    "alignment",
     "build_deck",
     "build_network",
     "compare",
     "derive",
+    "finite_difference_gradient",
+    "frequency_alignment",
     "load_spec",
     "load_traces",
     "network_graph",
@@ -44,5 +56,7 @@ __all__ = [
     "plan_components",
     "render",
     "simulate_reference",
+    "train_windowed_adjoint",
     "verify",
+    "window_gradient",
 ]

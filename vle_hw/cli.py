@@ -245,9 +245,12 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
 
 
 def _register() -> None:
+    """Add the commands that live in their own modules (they import names above)."""
+    from vle_hw.cli_gradients import gradients
     from vle_hw.cli_spec import spec_command
 
     main.add_command(spec_command)
+    main.add_command(gradients)
 
 
 _register()

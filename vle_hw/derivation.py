@@ -284,3 +284,101 @@ def render(eq: LocalEquations, fmt: Literal["text", "latex"] = "text") -> str:
         lines.append(f"{name} = {show(expr)}")
     lines.append(f"phi'(u_prosp) = {show(eq.phi_prime)}")
     return "\n".join(lines) + "\n"
+
+
+# --- exact gradients (issue #3) --------------------------------------------------
+eps_sym = sp.Symbol("eps", real=True)  # adjoint error of this neuron
+du_dt_sym = sp.Symbol("du_dt", real=True)
+
+GRADIENT_PARAMETERS: tuple[str, ...] = ("W", "b", "tau_m", "tau_r")
+
+
+@dataclass(frozen=True)
+class GradientEquations:
+    """What the exact gradient of C = integral of c(r_N, y) dt needs, per neuron.
+
+    Every expression is per unit beta: the energy's mismatch m is beta eps on
+    the weakly nudged trajectory, so dividing by beta leaves the gradient of
+    the cost C alone, whatever beta the spec uses.
+    """
+
+    phi_name: str
+    cost: sp.Expr  # c(r, y)
+    a_output: sp.Expr  # a = -(1/beta) dE/du_prosp at the output, in u_prosp, y
+    a_hidden: sp.Expr  # the same in a hidden layer, in u_prosp, fb = W_next^T eps
+    dlambda_dt: sp.Expr  # from step 2 of derive(), in lambda, a, tau_m, tau_r
+    eps: sp.Expr  # in lambda, a, tau_m, tau_r
+    grad: dict[str, sp.Expr]  # -dC/dtheta integrand, in eps, a, r_pre, du_dt
+    local: dict[str, sp.Expr]  # local learning signal, in e, r_pre, du_dt
+
+
+@functools.cache
+def derive_gradients(phi_name: str = "softplus") -> GradientEquations:
+    """Derive the integrands of -dC/dW, -dC/db, -dC/dtau_m and -dC/dtau_r.
+
+    The same energy as :func:`derive`, written with plain symbols for u and
+    du/dt, E = 1/2 m**2 + (the next layer's 1/2 m_next**2, or beta c at the
+    output), with m = u + tau_m du/dt - W r_pre - b and the rate read at
+    u_prosp = u + tau_r du/dt. On the stationary trajectory of the action the
+    total derivative of the action equals the partial one (the adjoint state
+    absorbs the implicit dependence), so
+
+        -dC/dtheta = integral of -(1/beta) [dE/dtheta at fixed u_prosp
+                                            + dE/du_prosp du_prosp/dtheta] dt
+
+    with m = beta eps and a = -(1/beta) dE/du_prosp. The local learning signals
+    are the same partials with the prospective error e in place of m (as the
+    plasticity rule of :func:`derive`).
+
+    Examples
+    --------
+    >>> g = derive_gradients("linear")
+    >>> g.grad["W"], g.grad["tau_m"], g.grad["tau_r"]
+    (eps*r_pre, -du_dt*eps, a*du_dt)
+    >>> g.a_output
+    -u_prosp + y
+    """
+    eq = derive(phi_name)
+    du = du_dt_sym
+    mismatch = u + tau_m * du - (W * r_pre + b)
+    prosp = u + tau_r * du
+    m_sym = sp.Symbol("m", real=True)
+
+    # --- a: what the neuron's rate passes down, per unit beta -----------------
+    # Hidden: the next layer's mismatch m_next = m_rest - W_next phi(u_prosp),
+    # with m_next = beta eps_next; W_next eps_next is the feedback fb.
+    w_next = sp.Symbol("W_next", real=True)
+    m_rest = sp.Symbol("m_rest", real=True)
+    eps_next = sp.Symbol("eps_next", real=True)
+    rate = phi_expression(phi_name, u_prosp)
+    upper_hidden = sp.Rational(1, 2) * (m_rest - w_next * rate) ** 2
+    a_hidden = -sp.diff(upper_hidden, u_prosp) / beta
+    a_hidden = a_hidden.subs(m_rest, beta * eps_next + w_next * rate)
+    a_hidden = sp.simplify(a_hidden.subs(eps_next, fb / w_next))
+    cost = _cost_mse(sp.Symbol("r", real=True))
+    upper_output = beta * _cost_mse(rate)
+    a_output = sp.simplify(-sp.diff(upper_output, u_prosp) / beta)
+
+    # --- parameter integrands: explicit partials plus the path through u_prosp
+    energy = sp.Rational(1, 2) * mismatch**2
+    grad: dict[str, sp.Expr] = {}
+    local: dict[str, sp.Expr] = {}
+    for name, theta in (("W", W), ("b", b), ("tau_m", tau_m), ("tau_r", tau_r)):
+        explicit = -sp.diff(energy, theta)
+        explicit = explicit.subs(b, u + tau_m * du - W * r_pre - m_sym)
+        explicit = sp.expand(explicit)
+        through_rate = a_adj * sp.diff(prosp, theta)
+        grad[name] = sp.expand(explicit.subs(m_sym, beta * eps_sym) / beta)
+        grad[name] = grad[name] + through_rate
+        if theta is not tau_r:  # the spec has no tau_r plasticity
+            local[name] = explicit.subs(m_sym, e)
+    return GradientEquations(
+        phi_name=phi_name,
+        cost=cost,
+        a_output=a_output,
+        a_hidden=a_hidden,
+        dlambda_dt=eq.dlambda_dt,
+        eps=eq.eps,
+        grad=grad,
+        local=local,
+    )
