@@ -144,8 +144,15 @@ def netlist(spec: str | None, output: str | None, force: bool) -> None:
     show_default=True,
     help="Trace file format.",
 )
+@click.option(
+    "--level",
+    type=click.Choice(["behavioural", "transistor"]),
+    default="behavioural",
+    show_default=True,
+    help="Circuit level: ideal elements, or MOS cells for phi and multipliers.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
+def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> None:
     """Derive, build, simulate in ngspice and check SPEC against the ODE reference.
 
     With no SPEC, runs the embedded LagLine teacher-student example.
@@ -169,6 +176,7 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
             text,
             paths,
             force=force,
+            level=level,
             on_start=lambda: click.echo(
                 f"verify {parsed.name}: t_stop = {parsed.simulation.t_stop:g} model "
                 f"units, eta = {parsed.network.eta:g}; running ngspice and the ODE "

@@ -25,12 +25,16 @@ from vle_hw.report import verify_figure
 from vle_hw.runner import find_ngspice_library, start_run
 from vle_hw.signals import build_inputs, build_targets
 from vle_hw.spec import MAX_TABLE_POINTS, Spec, spec_hash
+from vle_hw.transistor import plan_transistor
 
 log = logging.getLogger(__name__)
 
+# Circuit levels: each maps the same arguments to a CircuitPlan.
+PLANNERS = {"behavioural": plan_behavioural, "transistor": plan_transistor}
 
-def build_deck(spec: Spec, spec_text: str) -> Deck:
-    """The behavioural ngspice deck of `spec` (deterministic to the byte).
+
+def build_deck(spec: Spec, spec_text: str, level: str = "behavioural") -> Deck:
+    """The ngspice deck at circuit `level` of `spec` (deterministic to the byte).
 
     Examples
     --------
@@ -41,11 +45,16 @@ def build_deck(spec: Spec, spec_text: str) -> Deck:
     'vle_hw behavioural deck lagline'
     """
     return _deck(
-        spec, spec_text, build_network(spec), build_inputs(spec), build_targets(spec)
+        spec,
+        spec_text,
+        build_network(spec),
+        build_inputs(spec),
+        build_targets(spec),
+        level,
     )
 
 
-def _deck(spec, spec_text, network, inputs, targets) -> Deck:
+def _deck(spec, spec_text, network, inputs, targets, level="behavioural") -> Deck:
     """The deck from parts already built (verify builds them once for both sides)."""
     tables = sum(
         len(sig.source.times)
@@ -59,7 +68,7 @@ def _deck(spec, spec_text, network, inputs, targets) -> Deck:
         )
     header = {"tool_version": __version__, "spec_hash": spec_hash(spec_text)}
     try:
-        plan = plan_behavioural(spec, network, inputs, targets, header)
+        plan = PLANNERS[level](spec, network, inputs, targets, header)
         return write_deck(plan)
     except (ZeroDivisionError, OverflowError, FloatingPointError) as exc:
         raise SpecError(_NOT_FINITE.format(exc=exc)) from None
@@ -133,6 +142,7 @@ def verify(
     paths: VerifyPaths,
     force: bool = False,
     on_start: Callable[[], None] | None = None,
+    level: str = "behavioural",
 ) -> VerifyResult:
     """Run the whole verification of `spec` and write every output.
 
@@ -147,6 +157,8 @@ def verify(
     force : bool
     on_start : callable, optional
         Called once the inputs are valid, just before the simulations start.
+    level : {"behavioural", "transistor"}
+        Circuit level of the deck (see ``PLANNERS``).
 
     Returns
     -------
@@ -167,7 +179,9 @@ def verify(
     graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
-    deck = _deck(spec, spec_text, network, inputs, targets)
+    if level not in PLANNERS:
+        raise ValueError(f"unknown level {level!r}; choose one of {sorted(PLANNERS)}.")
+    deck = _deck(spec, spec_text, network, inputs, targets, level)
     check_writable(paths.files(), force)
     find_ngspice_library()
     # With --force, the previous run's files go now: a failed run must not
@@ -239,7 +253,7 @@ def verify(
         "spec": spec.name,
         "spec_hash": spec_hash(spec_text),
         "tool_version": __version__,
-        "level": "behavioural",
+        "level": level,
         "neurons": sum(1 for _, kind in graph.nodes(data="kind") if kind == "neuron"),
         "synapses": graph.number_of_edges(),
         "plastic_synapses": sum(1 for *_, p in graph.edges(data="plastic") if p),

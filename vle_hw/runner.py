@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "sudo apt-get install ngspice libngspice0-dev"
 _ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
+_HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
 
 
 def find_ngspice_library() -> str:
@@ -84,6 +85,10 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
             class _LoggedNgSpice(NgSpiceShared):
                 def send_char(self, message, ngspice_id):
                     log_file.write(message + "\n")
+                    # PySpice flags every stderr line that is not a "Warning:"
+                    # as an error; BSIM's parameter-check notice is not one.
+                    if message.startswith(_HARMLESS_STDERR):
+                        self._error_in_stderr = False
                     return 0
 
             ngspice = _LoggedNgSpice.new_instance()
