@@ -216,6 +216,19 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
             off = abs(row["spice_final"] - row["teacher"]) / abs(row["teacher"])
             line += f" (teacher {row['teacher']:.4g}, SPICE off by {100 * off:.3g} %)"
         click.echo(line)
+    for key, cell in result.info.get("cells", {}).items():
+        if key.startswith("phi_"):
+            click.echo(
+                f"cell {cell['phi_cell']}: phi error {cell['phi_error_pct_fs']:.3g} % "
+                f"of full scale; {cell['dphi_cell']}: phi' error "
+                f"{cell['dphi_error_pct_peak']:.3g} % of peak"
+            )
+        else:
+            click.echo(
+                f"cell {cell['cell']} input {cell['swept']}: linear to "
+                f"{100 * cell['tol_rel']:g} % over +-{cell['linear_range_fs']:.3g} "
+                f"full scales, gain error {cell['small_signal_gain_error_pct']:.2g} %"
+            )
     t = result.timings
     click.echo(
         f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, "

@@ -35,9 +35,10 @@ Cells (all biased in weak inversion, T = 27 C, U_T = kT/q = 25.865 mV)
   with input gain n U_T / s_volt: I_1 / I_bias = 1 / (1 + e^-u).
 - ``vle_mos_gilbert``: a Gilbert multiplier (lower pair on input b, cross
   quad on input a), inputs attenuated so that a full-scale input is x_fs
-  (default 0.25) of 2 n U_T; output current k * v(a) * v(b) into `out`
+  (default 0.15) of 2 n U_T; output current k * v(a) * v(b) into `out`
   through an ideal mirror of gain k a_fs b_fs / (i_bias x_fs^2).
-  Departure: tanh(x_a) tanh(x_b) / (x_a x_b), 2 % low at full scale per input.
+  Departure: tanh(x_a) tanh(x_b) / (x_a x_b), 0.75 % low at full scale per
+  input, plus the small-signal gain error of the slope factor.
 - ``vle_mos_ota``: a transconductor, one pair with the same attenuation:
   current g * v(in) into `out`.
 
@@ -59,7 +60,7 @@ import math
 import re
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -348,8 +349,9 @@ def gilbert_cell() -> MosCell:
             "n_slope": N_SLOPE,
         },
         tuple(body),
-        "multiplier (w r, w_transposed e, e r): weak-inversion gilbert cell, a full-scale\n"
-        "input is x_fs of 2 n u_t at the gates, it injects k v(a) v(b) into out\n"
+        "multiplier (w r, w_transposed e, e r): weak-inversion gilbert cell,\n"
+        "a full-scale input is x_fs of 2 n u_t at the gates, it injects\n"
+        "k v(a) v(b) into out\n"
         "(times tanh(x_a) tanh(x_b) / (x_a x_b), 1 at small inputs).",
         "multiplier",
         "",
@@ -675,6 +677,25 @@ def characterise_multiplier(
     )
 
 
+def characterise_network_cells(network, s_volt: float, out_dir: Path) -> dict:
+    """Static errors of every MOS cell kind a network's transistor deck uses:
+    phi and phi' per phi name, the Gilbert multiplier on each input and the
+    transconductor (each a sweep in ngspice, decks and logs under `out_dir`).
+    """
+    phis = sorted(
+        {layer.phi for layer in [*network.layers, *(network.teacher or ())]}
+        & set(PHI_CELLS)
+    )
+    cells: dict = {
+        f"phi_{phi}": characterise_phi(phi, out_dir, s_volt=s_volt).to_dict()
+        for phi in phis
+    }
+    for swept in ("a", "b", "ota"):
+        key = "ota" if swept == "ota" else f"gilbert_{swept}"
+        cells[key] = characterise_multiplier(out_dir, swept=swept).to_dict()
+    return cells
+
+
 # --- the transistor-level plan ------------------------------------------------------
 SIGNAL_FS_UNITS = 4.0  # full scale of r and x at the multiplier inputs, model units
 WEIGHT_FS_UNITS = 4.0
@@ -682,6 +703,11 @@ ERROR_FS_UNITS = 0.5
 R_SUM_OHM = 1e8  # summing resistors: 0.1 V per nA
 C_WEIGHT_FARAD = 1e-12
 RELTOL_MIN = 1e-4
+# Pass/fail at this level (DESIGN.md: no fixed threshold yet): the cells' static
+# errors are about 0.1-1 % and their lag about 1 % at 1 ms per unit, so 5e-2
+# separates "tracks the ODE" from "broken" without claiming solver accuracy.
+NRMSE_TOL = 5e-2
+WEIGHT_REL_TOL = 5e-2
 CELL_LAG_WARN_REL = 0.01  # warn when a cell's time constant exceeds 1 % of tau_min
 
 _PHI_ELEMENT = re.compile(r"^b(t?)r_l(\d+)_n(\d+)$")
@@ -741,7 +767,7 @@ def plan_transistor(spec, network, inputs, targets, header):
     g_sum = 1.0 / hw.r_sum_ohm
     student = {layer.index: layer for layer in network.layers}
     teacher = {layer.index: layer for layer in network.teacher or ()}
-    for k, layer in enumerate([*network.layers, *(network.teacher or ())]):
+    for layer in [*network.layers, *(network.teacher or ())]:
         if layer.phi not in PHI_CELLS and layer.phi != "linear":
             raise SpecError(
                 f"network.layers[{layer.index - 1}].phi = {layer.phi!r} has no MOS "
