@@ -249,5 +249,13 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
     sys.exit(EXIT_FAIL)
 
 
+def _register() -> None:
+    from vle_hw.cli_draw import draw
+
+    main.add_command(draw)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

@@ -493,17 +493,27 @@ class MultiplierCharacterisation:
         }
 
 
-def _sweep(
+def sweep_cells(
     name: str,
-    cells: list[MosCell],
+    cells: list,
     instances: list[tuple[str, tuple[str, ...], str]],
-    sources: dict[str, tuple[float, float] | float],
+    sources: dict[str, tuple[float, float] | float | str],
     probes: list[str],
     out_dir: Path,
     timeout_sec: float = 120.0,
+    stop_sec: float = SWEEP_SEC,
+    points: int = SWEEP_POINTS,
+    initial: dict[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Ramp the `sources` (node -> (start, stop) volts, or a constant) over
-    SWEEP_SEC and return the probed node voltages and the ramp fraction."""
+    """Run cells in ngspice (through :mod:`vle_hw.runner`) and return the
+    probed node voltages (volts) and the time (seconds).
+
+    `sources` maps a node to (start, stop) volts (a ramp over `stop_sec`, the
+    quasi-static sweep), a constant, or a ready SPICE waveform (``pwl(...)``).
+    `cells` are objects with ``.text()`` (MOS or behavioural cells); their
+    definitions and the ``vle_nch`` model go inline into the deck. `initial`
+    gives ``.ic`` volts (a capacitor fed only by current sources needs one).
+    """
     from vle_hw.circuit import CircuitPlan, Element, Probe
     from vle_hw.netlist import write_deck
     from vle_hw.runner import run_deck
@@ -513,32 +523,41 @@ def _sweep(
     for node, value in sources.items():
         if isinstance(value, tuple):
             start, stop = value
-            wave = f"pwl(0 {number(start)} {number(SWEEP_SEC)} {number(stop)})"
+            wave = f"pwl(0 {number(start)} {number(stop_sec)} {number(stop)})"
+        elif isinstance(value, str):
+            wave = value
         else:
             wave = f"dc {number(value)}"
         elements.append(Element(f"v{node}", (node, "0"), wave))
     for inst, nodes, params in instances:
         elements.append(Element(inst, nodes, params))
-    step = SWEEP_SEC / (SWEEP_POINTS - 1)
+    step = stop_sec / (points - 1)
     plan = CircuitPlan(
         title=f"vle_hw characterisation {name}",
         header={"tool_version": __version__, "level": "transistor cell sweep"},
         sections=[("sweep", elements)],
+        initial=dict(initial or {}),
         probes=[Probe(node, node, 1.0) for node in probes],
         options={"gmin": number(GMIN_SIEMENS), "reltol": "1e-06", "abstol": "1e-18"},
         tran_step_sec=step,
-        tran_stop_sec=SWEEP_SEC,
+        tran_stop_sec=stop_sec,
         max_step_sec=step,
         time_sec_per_unit=1.0,
         raw_name=name,
-        library=[model_text(), *(cell.text() for cell in cells)],
+        library=[model_text(), *(_definition(cell) for cell in cells)],
     )
     deck = write_deck(plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     deck_path = out_dir / f"{name}.cir"
     deck_path.write_text(deck.text, encoding="utf-8")
     trace = run_deck(deck, deck_path, out_dir / name, timeout_sec)
-    return trace.signals, trace.t / SWEEP_SEC
+    return trace.signals, trace.t
+
+
+def _definition(cell) -> str:
+    """A cell's subcircuit without its comment lines (free text stays out)."""
+    lines = cell.text().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("*")) + "\n"
 
 
 def characterise_phi(
@@ -565,7 +584,7 @@ def characterise_phi(
             f"no MOS cell for phi {phi!r}; choose one of {sorted(PHI_CELLS)}"
         )
     cells = [mos_cell(PHI_CELLS[phi]), mos_cell(DPHI_CELLS[phi])]
-    signals, frac = _sweep(
+    signals, _ = sweep_cells(
         f"phi_{phi}",
         cells,
         [
@@ -637,7 +656,7 @@ def characterise_multiplier(
         other = "b" if swept == "a" else "a"
         nodes = ("out", "a", "b")
         sources = {swept: (-span_fs * fs_volt, span_fs * fs_volt), other: fs_volt}
-    signals, _ = _sweep(
+    signals, _ = sweep_cells(
         f"mult_{swept}",
         [cell],
         [("xm", nodes, inst), ("rsense", ("out", "0"), repr(SENSE_OHM))],
