@@ -42,7 +42,7 @@ def _laplace_node(rate, state, drive):
     return sp.solve(sp.Eq(s * xs, rate.subs({state: xs, drive: ds})), xs)[0] / ds
 
 
-# --- the library files ------------------------------------------------------------
+# --- the library files ----------------------------------------------------------------
 def test_mos_library_file_is_current():
     assert tr.LIBRARY_PATH.read_text(encoding="utf-8") == tr.library_text()
 
@@ -57,7 +57,7 @@ def test_slope_factor_matches_the_bsim3_card_formula_by_hand():
     assert tr.N_SLOPE == pytest.approx(1 + 1.9127e-3 / 8.6328e-3, rel=2e-4)
 
 
-# --- symbolic: behavioural cells ----------------------------------------------------
+# --- symbolic: behavioural cells ------------------------------------------------------
 def test_leaky_integrator_is_the_first_order_node_of_the_derivation():
     p = _pos("tau_sec", "c_farad", "gain")
     mna = from_body(cells.leaky_integrator().body, p)
@@ -292,7 +292,7 @@ def test_leaky_integrator_and_weight_store_small_step_in_ngspice(tmp_path):
     assert slope == pytest.approx(0.1, rel=1e-6)
 
 
-# --- SPICE: MOS cells ------------------------------------------------------------------
+# --- SPICE: MOS cells -----------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("phi", ["tanh", "softplus"])
 def test_mos_phi_cells_reach_the_issue_accuracy_in_ngspice(tmp_path, phi):
@@ -339,7 +339,7 @@ def test_mos_cells_small_step_settle_to_the_static_slope_in_ngspice(tmp_path):
     assert np.ptp(sig["os"][late]) < 1e-3 * step * 10
 
 
-# --- the transistor-level plan ----------------------------------------------------------
+# --- the transistor-level plan ---------------------------------------------------
 def _lagline_parts(time_sec_per_unit=1e-3, phi=None):
     data = default_dict()
     data["hardware"]["time_sec_per_unit"] = time_sec_per_unit
@@ -380,7 +380,7 @@ def test_transistor_plan_rejects_a_phi_without_a_mos_cell():
         tr.plan_transistor(spec, net, inputs, targets, {})
 
 
-# --- drawings ---------------------------------------------------------------------------
+# --- drawings -------------------------------------------------------------------------
 @pytest.mark.parametrize("name", cell_names())
 def test_every_cell_draws_as_svg(name):
     import xml.etree.ElementTree as ET

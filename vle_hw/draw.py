@@ -10,7 +10,6 @@ is ground). Ports are listed in the title.
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import matplotlib

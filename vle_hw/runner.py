@@ -67,7 +67,7 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
     ngspice's output is appended to ``ngspice.log`` line by line as it comes, so
     the log survives a worker killed at its timeout.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: the worker changes directory
     status: dict = {"ok": False}
     try:  # Linux: die with the parent, so a killed verify leaves no orphan
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -75,6 +75,9 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
         pass
     with open(out / "ngspice.log", "a", encoding="utf-8", buffering=1) as log_file:
         try:
+            # BSIM3 writes b3v33check.log into the working directory: keep it
+            # beside the log, not in the user's folder (this is the worker's cwd).
+            os.chdir(out)
             os.environ["NGSPICE_LIBRARY_PATH"] = library
             logging.getLogger("PySpice").setLevel(logging.CRITICAL)
             import warnings
