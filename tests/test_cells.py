@@ -401,3 +401,27 @@ def test_draw_command_writes_png_and_refuses_unknown_cells_and_overwrites(tmp_pa
     assert bad.exit_code == 2 and "vle_mos_gilbert" in bad.output
     suffix = runner.invoke(main, ["draw", "vle_mos_ota", "-o", str(tmp_path / "x.pdf")])
     assert suffix.exit_code == 2 and ".svg or .png" in suffix.output
+
+
+@pytest.mark.slow
+def test_verify_level_transistor_runs_and_reports_cells_apart(tmp_path):
+    import json
+
+    data = default_dict()
+    data["hardware"]["time_sec_per_unit"] = 1e-3
+    data["simulation"]["t_stop"] = 2.0
+    spec_path = tmp_path / "lagline_t.yaml"
+    import yaml
+
+    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["verify", str(spec_path), "--level", "transistor", "--out", str(out)]
+    )
+    assert result.exit_code in (0, 1), result.output
+    info = json.loads((out / "result.json").read_text())
+    assert info["level"] == "transistor"
+    assert info["cells"]["phi_softplus"]["phi_error_pct_fs"] < 0.5
+    assert info["tolerances"]["nrmse"] == tr.NRMSE_TOL
+    assert "r_l2_n0" in {row["name"] for row in info["signals"]}
+    assert "cell vle_mos_phi_softplus" in result.output
