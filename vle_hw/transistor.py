@@ -9,9 +9,12 @@ written for this project (not a foundry card): t_ox = 4 nm, V_th0 = 0.45 V,
 N_ch = 3.9e17 cm^-3, u0 = 300 cm^2/Vs, the short-channel, DIBL and interface
 trap terms switched off (``eta0 = cdsc = cit = 0``) so that the subthreshold
 slope factor is the textbook n = 1 + nfactor C_dep / C_ox (:func:`slope_factor`,
-1.2215 at V_SB = 0; a test measures it in ngspice). Devices are W/L =
-100 um / 1 um and carry at most a few nA, an inversion coefficient below
-1e-3: weak inversion, where I_D = I_0 exp(V_GS / (n U_T)).
+1.2215 at V_SB = 0; the cells' measured small-signal gains agree within 0.5 %).
+Devices are W/L = 18 um / 0.18 um and carry at most a few nA, an inversion
+coefficient below 1e-4: weak inversion, where I_D = I_0 exp(V_GS / (n U_T)).
+The price is speed: one device's C_gate n U_T / I_D is about 0.9 us at 1 nA
+(:func:`cell_time_constant_sec`), so the transistor level wants a time scale of
+about 1 ms per model unit; :func:`plan_transistor` warns below that.
 
 Cells (all biased in weak inversion, T = 27 C, U_T = kT/q = 25.865 mV)
 -----------------------------------------------------------------------
@@ -51,7 +54,9 @@ The plan
 phi' (per neuron), the plastic multipliers (W r forward, W^T e backward, e r
 update) and the fixed-weight transconductors by instances of these cells.
 The integrators, the prospective readouts and the product phi' * feedback in
-(B1) stay ideal at this level, as the deck header says.
+(B1) stay ideal at this level, as the deck header says. Sums are formed on
+R_SUM_OHM = 100 Mohm and weights stored on C_WEIGHT_FARAD = 1 pF (nA currents,
+mirror gains near 1), and reltol is at least 1e-4 (see LIMITATION below).
 """
 
 from __future__ import annotations
@@ -745,7 +750,7 @@ def cell_time_constant_sec(i_amp: float) -> float:
     Examples
     --------
     >>> f"{cell_time_constant_sec(1e-9):.2g}"
-    '8.9e-07'
+    '8.8e-07'
     """
     c_gate = EPS_OX_F_PER_M / MODEL_CARD["tox"] * W_METRE * L_METRE
     return c_gate * N_UT_VOLT / i_amp
