@@ -986,15 +986,17 @@ def plan_transistor(spec, network, inputs, targets, header):
     if lag_sec > CELL_LAG_WARN_REL * tau_min_sec:
         # LIMITATION(transistor): the cells are biased at about 1 nA for weak
         #   inversion, so each lags by C_gate n U_T / I (about 0.9 us). Consequence:
-        #   at hardware.time_sec_per_unit = 1e-5 the cells are as slow as tau_r and
-        #   the circuit departs from the ODE by their lag, not their static error.
+        #   at hardware.time_sec_per_unit = 1e-5 the cells are as slow as tau_r;
+        #   LagLine's deck then stops at the first time step ("timestep too
+        #   small", measured with ngspice 39); at 1e-3 it runs to the end.
         warnings.warn(
             f"transistor level: the MOS cells lag by about {lag_sec:.2g} s, "
             f"{100 * lag_sec / tau_min_sec:.3g} % of the shortest time constant "
             f"({tau_min_sec:.3g} s) [LIMITATION(transistor)]; set "
             "hardware.time_sec_per_unit to at least "
             f"{lag_sec / (CELL_LAG_WARN_REL * min(taus)):.2g} s for a lag below "
-            f"{100 * CELL_LAG_WARN_REL:g} %.",
+            f"{100 * CELL_LAG_WARN_REL:g} % (at 1e-5 s LagLine's transistor deck "
+            "does not converge in ngspice).",
             VleLimitationWarning,
             stacklevel=2,
         )
