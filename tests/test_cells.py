@@ -425,3 +425,15 @@ def test_verify_level_transistor_runs_and_reports_cells_apart(tmp_path):
     assert info["tolerances"]["nrmse"] == tr.NRMSE_TOL
     assert "r_l2_n0" in {row["name"] for row in info["signals"]}
     assert "cell vle_mos_phi_softplus" in result.output
+
+
+def test_runner_names_the_time_ngspice_reached_from_its_log():
+    from vle_hw.runner import _time_reached
+
+    captured = [  # ngspice 39, the transistor deck of LagLine at 10 us per unit
+        "stderr doAnalyses: TRAN:  Timestep too small; time = 1.66667e-10, "
+        'timestep = 2.08333e-20: trouble with node "isyn_l1_n0"',
+        "stderr run simulation(s) aborted",
+    ]
+    assert _time_reached(captured) == "1.66667e-10"
+    assert _time_reached(["stdout No. of Data Rows : 808"]) is None

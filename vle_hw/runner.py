@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -187,8 +188,10 @@ class RunHandle:
             if "warning" in line.lower():
                 log.warning("ngspice said: %s", line.strip())
         if not status.get("ok"):
+            reached = _time_reached(log_lines)
+            where = f" at t = {reached} s" if reached else ""
             raise NgspiceRunError(
-                f"ngspice failed on {self.deck_path}: {status.get('error')}. "
+                f"ngspice failed on {self.deck_path}{where}: {status.get('error')}. "
                 f"{_diagnose(log_lines)}Full log: {log_path}"
             )
         errors = [
@@ -228,6 +231,15 @@ class RunHandle:
             log_path,
         )
         return Trace(t_model, signals, "spice", meta=meta)
+
+
+def _time_reached(log_lines: list[str]) -> str | None:
+    """The simulated time ngspice names when it gives up ("... time = 1.7e-10")."""
+    for line in log_lines:
+        match = re.search(r"timestep too small; time = ([0-9.eE+-]+)", line, re.I)
+        if match:
+            return match.group(1)
+    return None
 
 
 def _diagnose(log_lines: list[str]) -> str:
