@@ -46,7 +46,10 @@ Cells (all biased in weak inversion, T = 27 C, U_T = kT/q = 25.865 mV)
   current g * v(in) into `out`.
 
 Everything around the MOS devices is ideal: bias currents, supplies, held
-drains, current mirrors (CCCS), input attenuators (VCVS) and output loads.
+drains, current mirrors (CCCS), input attenuators (VCVS) and output loads
+(LIMITATION(transistor), marked at :func:`_pair`: their mismatch, output
+resistance and offsets are not modelled, so the measured errors are those of
+the MOS devices' large-signal laws alone).
 
 The plan
 --------
@@ -67,10 +70,17 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vle_hw import __version__
+
+if TYPE_CHECKING:
+    from vle_hw.circuit import CircuitPlan
+    from vle_hw.network import Network
+    from vle_hw.signals import Signal
+    from vle_hw.spec import Spec
 
 LIBRARY_PATH = Path(__file__).resolve().parent.parent / "circuits" / "mos.lib"
 
@@ -200,6 +210,9 @@ def _pair(tag: str, in_gain: str, skew: str = "") -> list[str]:
     Gates at 0.6 V +- in_gain * v(in) / 2; bulk tied to the common source
     (a triple-well device), so n is the V_SB = 0 slope factor.
     """
+    # LIMITATION(transistor): supplies, bias currents, held drains, mirrors and
+    #   attenuators are ideal elements. Consequence: no mismatch, offset or
+    #   mirror error; the cells' errors come from the MOS laws alone.
     wp = f"{{{W_METRE!r}*exp({skew})}}" if skew else ""
     wn = f"{{{W_METRE!r}*exp(-({skew}))}}" if skew else ""
     return [
@@ -721,6 +734,10 @@ def characterise_network_cells(network, s_volt: float, out_dir: Path) -> dict:
 
 
 # --- the transistor-level plan ------------------------------------------------------
+# LIMITATION(transistor): multiplier and transconductor full scales are fixed
+#   here, not derived from the signal ranges of the network. Consequence: inputs
+#   beyond full scale compress as tanh (1 % at 1.17 full scales), and a network
+#   whose errors are far below ERROR_FS_UNITS uses a small part of the range.
 SIGNAL_FS_UNITS = 4.0  # full scale of r and x at the multiplier inputs, model units
 WEIGHT_FS_UNITS = 4.0
 ERROR_FS_UNITS = 0.5
@@ -756,7 +773,13 @@ def cell_time_constant_sec(i_amp: float) -> float:
     return c_gate * N_UT_VOLT / i_amp
 
 
-def plan_transistor(spec, network, inputs, targets, header):
+def plan_transistor(
+    spec: Spec,
+    network: Network,
+    inputs: list[Signal],
+    targets: list[Signal] | None,
+    header: dict[str, str],
+) -> CircuitPlan:
     """The transistor-level circuit of `network`: the behavioural plan with phi,
     phi', the plastic multipliers and the fixed-weight transconductors replaced
     by MOS cells (:data:`LIBRARY_PATH` cells, definitions inline).
@@ -858,6 +881,9 @@ def plan_transistor(spec, network, inputs, targets, header):
                         f"{cell} s_volt={number(s_x)}",
                     )
                 )
+                # LIMITATION(transistor): the product phi' * feedback of (B1) stays
+                #   a B-source. Consequence: alpha carries the phi' cell's error
+                #   but no multiplier error of its own.
                 rest = _alpha_over_dphi(eq, index == network.layers[-1].index)
                 rest = rest.subs({d.beta: network.beta}).subs(
                     {
