@@ -1,5 +1,6 @@
 """Regenerate the committed generated files: netlists/<name>.cir from every
-examples/*.yaml spec, and circuits/behavioural.lib from the derivation.
+examples/*.yaml spec, circuits/behavioural.lib from the derivation and
+circuits/mos.lib from vle_hw.transistor.
 
 Run from the project root: python scripts/regenerate.py
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 from vle_hw.cells import main as write_cells
 from vle_hw.pipeline import build_deck
 from vle_hw.spec import load_spec
+from vle_hw.transistor import main as write_mos_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +22,7 @@ def main() -> int:
         out = ROOT / "netlists" / f"{spec.name}.cir"
         out.write_text(build_deck(spec, text).text, encoding="utf-8")
         print(f"wrote {out.relative_to(ROOT)}")
+    write_mos_cells()
     return write_cells()
 
 

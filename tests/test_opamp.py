@@ -350,7 +350,7 @@ def test_component_warning_is_a_user_warning():
 
 
 def test_non_convergence_message_names_op_amp_causes_and_the_time_reached():
-    from vle_hw.runner import _diagnose, _time_reached
+    from vle_hw.runner import _diagnose, _last_time_reported
 
     spec, text = spec_from(default_dict())
     deck = build_deck(spec, text, "opamp")
@@ -359,7 +359,7 @@ def test_non_convergence_message_names_op_amp_causes_and_the_time_reached():
     assert "op-amp stage stuck at its rails" in message
     assert "opamp.swing_volt" in message
     assert "op-amp" not in _diagnose(log, build_deck(spec, text).text)
-    assert _time_reached(log) == "Last time ngspice reported: 1.25e-05 s. "
+    assert _last_time_reported(log) == "Last time ngspice reported: 1.25e-05 s. "
 
 
 @pytest.mark.slow

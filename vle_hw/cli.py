@@ -27,6 +27,8 @@ from vle_hw.errors import (
 )
 
 EXIT_FAIL, EXIT_INPUT, EXIT_NGSPICE, EXIT_INTERRUPTED = 1, 2, 3, 130
+# The circuit levels of pipeline.LEVELS (kept literal so --help needs no imports).
+LEVEL_NAMES = ["behavioural", "opamp", "transistor"]
 
 
 def _load(spec_path: str | None):
@@ -91,7 +93,7 @@ def derive(spec: str | None, latex: bool) -> None:
 )
 @click.option(
     "--level",
-    type=click.Choice(["behavioural", "opamp"]),
+    type=click.Choice(LEVEL_NAMES),
     default="behavioural",
     show_default=True,
     help="Abstraction level of the circuit (DESIGN.md section 3).",
@@ -154,10 +156,11 @@ def netlist(spec: str | None, output: str | None, level: str, force: bool) -> No
 )
 @click.option(
     "--level",
-    type=click.Choice(["behavioural", "opamp"]),
+    type=click.Choice(LEVEL_NAMES),
     default="behavioural",
     show_default=True,
-    help="Abstraction level of the circuit (DESIGN.md section 3).",
+    help="Circuit level (DESIGN.md section 3): ideal elements; op-amp stages; "
+    "or MOS cells for phi, phi' and the multipliers.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> None:
@@ -224,6 +227,19 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
             off = abs(row["spice_final"] - row["teacher"]) / abs(row["teacher"])
             line += f" (teacher {row['teacher']:.4g}, SPICE off by {100 * off:.3g} %)"
         click.echo(line)
+    for key, cell in result.info.get("cells", {}).items():
+        if key.startswith("phi_"):
+            click.echo(
+                f"cell {cell['phi_cell']}: phi error {cell['phi_error_pct_fs']:.3g} % "
+                f"of full scale; {cell['dphi_cell']}: phi' error "
+                f"{cell['dphi_error_pct_peak']:.3g} % of peak"
+            )
+        else:
+            click.echo(
+                f"cell {cell['cell']} input {cell['swept']}: linear to "
+                f"{100 * cell['tol_rel']:g} % over +-{cell['linear_range_fs']:.3g} "
+                f"full scales, gain error {cell['small_signal_gain_error_pct']:.2g} %"
+            )
     t = result.timings
     click.echo(
         f"\nngspice {t.get('spice_wall_sec', 0):.1f} s, "
@@ -246,11 +262,13 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
 
 def _register() -> None:
     """Add the commands that live in their own modules (they import names above)."""
+    from vle_hw.cli_draw import draw
     from vle_hw.cli_gradients import gradients
     from vle_hw.cli_spec import spec_command
 
     main.add_command(spec_command)
     main.add_command(gradients)
+    main.add_command(draw)
 
 
 _register()

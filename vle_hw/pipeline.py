@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vle_hw import __version__
+from vle_hw import __version__, transistor
 from vle_hw.circuit import CircuitPlan, plan_behavioural
 from vle_hw.compare import Comparison, compare
 from vle_hw.errors import NgspiceRunError, SpecError
@@ -25,6 +25,7 @@ from vle_hw.report import verify_figure
 from vle_hw.runner import find_ngspice_library, start_run
 from vle_hw.signals import build_inputs, build_targets
 from vle_hw.spec import MAX_TABLE_POINTS, Spec, spec_hash
+from vle_hw.transistor import plan_transistor
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,12 @@ def _plan_opamp(*args) -> CircuitPlan:
 LEVELS: dict[str, Callable[..., CircuitPlan]] = {
     "behavioural": plan_behavioural,
     "opamp": _plan_opamp,
+    "transistor": plan_transistor,
 }
 
 
 def build_deck(spec: Spec, spec_text: str, level: str = "behavioural") -> Deck:
-    """The behavioural ngspice deck of `spec` (deterministic to the byte).
+    """The ngspice deck at circuit `level` of `spec` (deterministic to the byte).
 
     Examples
     --------
@@ -190,6 +192,8 @@ def verify(
     graph = network_graph(network)
     inputs = build_inputs(spec)
     targets = build_targets(spec)
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of {sorted(LEVELS)}.")
     deck = _deck(spec, spec_text, network, inputs, targets, level)
     check_writable(paths.files(), force)
     find_ngspice_library()
@@ -283,6 +287,12 @@ def verify(
     }
     info["learning"] = learning
     info["level_warnings"] = level_warnings
+    if level == "transistor":  # each cell's own error, apart from the network's
+        t0 = time.perf_counter()
+        info["cells"] = transistor.characterise_network_cells(
+            network, spec.hardware.signal_volt_per_unit, paths.ngspice_dir / "cells"
+        )
+        timings["cells_sec"] = time.perf_counter() - t0
     result = VerifyResult(comparison, paths, timings, info)
     write_atomic(
         paths.json,

@@ -34,6 +34,7 @@ INSTALL_HINT = "sudo apt-get install ngspice libngspice0-dev"
 _ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
 _TIME_IN_LOG = re.compile(r"\btime\s*=\s*([0-9.]+e[-+]?[0-9]+|[0-9.]+)")
 OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
+_HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
 
 
 def find_ngspice_library() -> str:
@@ -69,7 +70,7 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
     ngspice's output is appended to ``ngspice.log`` line by line as it comes, so
     the log survives a worker killed at its timeout.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: the worker changes directory
     status: dict = {"ok": False}
     try:  # Linux: die with the parent, so a killed verify leaves no orphan
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -77,6 +78,9 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
         pass
     with open(out / "ngspice.log", "a", encoding="utf-8", buffering=1) as log_file:
         try:
+            # BSIM3 writes b3v33check.log into the working directory: keep it
+            # beside the log, not in the user's folder (this is the worker's cwd).
+            os.chdir(out)
             os.environ["NGSPICE_LIBRARY_PATH"] = library
             logging.getLogger("PySpice").setLevel(logging.CRITICAL)
             import warnings
@@ -87,6 +91,10 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
             class _LoggedNgSpice(NgSpiceShared):
                 def send_char(self, message, ngspice_id):
                     log_file.write(message + "\n")
+                    # PySpice flags every stderr line that is not a "Warning:"
+                    # as an error; BSIM's parameter-check notice is not one.
+                    if message.startswith(_HARMLESS_STDERR):
+                        self._error_in_stderr = False
                     return 0
 
             ngspice = _LoggedNgSpice.new_instance()
@@ -182,9 +190,11 @@ class RunHandle:
             if "warning" in line.lower():
                 log.warning("ngspice said: %s", line.strip())
         if not status.get("ok"):
+            reached = _time_reached(log_lines)
+            where = f" at t = {reached} s" if reached else ""
             raise NgspiceRunError(
-                f"ngspice failed on {self.deck_path}: {status.get('error')}. "
-                f"{_time_reached(log_lines)}"
+                f"ngspice failed on {self.deck_path}{where}: {status.get('error')}. "
+                f"{_last_time_reported(log_lines)}"
                 f"{_diagnose(log_lines, self.deck.text)}Full log: {log_path}"
             )
         errors = [
@@ -226,7 +236,7 @@ class RunHandle:
         return Trace(t_model, signals, "spice", meta=meta)
 
 
-def _time_reached(log_lines: list[str]) -> str:
+def _last_time_reported(log_lines: list[str]) -> str:
     """'Last time reported: ... s. ' from ngspice's ``time = ...`` lines, if any."""
     times = []
     for line in log_lines:
@@ -234,6 +244,15 @@ def _time_reached(log_lines: list[str]) -> str:
         if match:
             times.append(float(match.group(1)))
     return f"Last time ngspice reported: {times[-1]:.6g} s. " if times else ""
+
+
+def _time_reached(log_lines: list[str]) -> str | None:
+    """The simulated time ngspice names when it gives up ("... time = 1.7e-10")."""
+    for line in log_lines:
+        match = re.search(r"timestep too small; time = ([0-9.eE+-]+)", line, re.I)
+        if match:
+            return match.group(1)
+    return None
 
 
 def _diagnose(log_lines: list[str], deck_text: str = "") -> str:
