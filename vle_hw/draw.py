@@ -10,6 +10,7 @@ is ground). Ports are listed in the title.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -28,13 +29,40 @@ _PER_ROW = 6
 _PITCH = 4.0
 
 
+@dataclass(frozen=True)
+class _ParsedCell:
+    name: str
+    ports: tuple[str, ...]
+    body: tuple[str, ...]
+
+
+def _opamp_cell() -> _ParsedCell:
+    """The op-amp macromodel of circuits/opamp.lib, read from its own text."""
+    from vle_hw.opamp import macromodel_text
+
+    lines = macromodel_text().splitlines()
+    head = next(line for line in lines if line.startswith(".subckt "))
+    words = head.split()
+    ports = tuple(words[2 : words.index("params:")])
+    body = tuple(
+        line
+        for line in lines[lines.index(head) + 1 :]
+        if line and not line.startswith((".", "*"))
+    )
+    return _ParsedCell(words[1], ports, body)
+
+
+def _all() -> list:
+    return [*all_cells(), *all_mos_cells(), _opamp_cell()]
+
+
 def cell_names() -> list[str]:
-    """Every drawable cell, behavioural first, in library order."""
-    return [c.name for c in all_cells()] + [c.name for c in all_mos_cells()]
+    """Every drawable cell: behavioural, MOS, then the op-amp macromodel."""
+    return [c.name for c in _all()]
 
 
 def _cell(name: str):
-    for cell in [*all_cells(), *all_mos_cells()]:
+    for cell in _all():
         if cell.name == name:
             return cell
     raise ValueError(f"unknown cell {name!r}; choose one of {', '.join(cell_names())}.")
@@ -65,6 +93,7 @@ _SYMBOLS = {
     "e": elm.SourceControlledV,
     "g": elm.SourceControlledI,
     "f": elm.SourceControlledI,
+    "d": elm.Diode,
 }
 
 
