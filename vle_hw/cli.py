@@ -228,5 +228,9 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, force) -> None:
     sys.exit(EXIT_FAIL)
 
 
+from vle_hw.cli_train import train  # noqa: E402
+
+main.add_command(train)
+
 if __name__ == "__main__":
     main()
