@@ -14,6 +14,7 @@ from vle_hw.errors import (  # noqa: E402
     OutputExistsError,
     SpecError,
 )
+from vle_hw.learning import TrainResult, train  # noqa: E402
 from vle_hw.network import build_network, network_graph  # noqa: E402
 from vle_hw.pipeline import VerifyPaths, build_deck, verify  # noqa: E402
 from vle_hw.reference import simulate_reference  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Trace",
+    "TrainResult",
     "VerifyPaths",
     "__version__",
     "build_deck",
@@ -41,5 +43,6 @@ __all__ = [
     "parse_spec_text",
     "render",
     "simulate_reference",
+    "train",
     "verify",
 ]

@@ -52,6 +52,7 @@ TAU_M_TOL_REL = 0.05  # "within 5 %"
 CURVE_POINTS = 2000  # default number of curve samples over the run
 CHUNKS = 40  # default number of ODE windows (what a Ctrl-C can lose at most)
 LOSS_SAMPLES_PER_WINDOW = 200
+SAVE_EVERY_SEC = 30.0  # partial curves are written at most this often during a run
 
 Progress = Callable[[str, float, float | None], None]
 
@@ -448,7 +449,7 @@ def train(
     fine_loss: list[np.ndarray] = []
     state = None
     complete = True
-    t0 = time.perf_counter()
+    t0 = last_write = time.perf_counter()
 
     def stop_now() -> bool:
         if handle is not None and handle.finished_badly():
@@ -512,8 +513,10 @@ def train(
             timings["ode_sec"] = time.perf_counter() - t0
             if on_progress is not None:
                 on_progress("ode", float(b), t_stop)
-            if b < t_stop:
+            # a hard kill (a second Ctrl-C) keeps what was written last
+            if b < t_stop and time.perf_counter() - last_write > SAVE_EVERY_SEC:
                 _write_json(paths.json, partial_result())
+                last_write = time.perf_counter()
     except ReferenceStopped:
         complete = False
     except BaseException:

@@ -15,6 +15,7 @@ the circuit's own time points.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -115,6 +116,12 @@ def layer_functions(eq: d.LocalEquations) -> LayerFunctions:
     )
 
 
+@functools.cache
+def _functions_of(phi_name: str) -> LayerFunctions:
+    """Lambdified equations of `phi_name`, built once per process (pure functions)."""
+    return layer_functions(d.derive(phi_name))
+
+
 def _bcast(value, shape) -> np.ndarray:
     if type(value) is np.ndarray and value.shape == shape:
         return value
@@ -134,7 +141,7 @@ class NetworkModel:
         names = sorted({layer.phi for layer in network.layers})
         if network.teacher is not None:
             names = sorted(set(names) | {layer.phi for layer in network.teacher})
-        self.funcs = {name: layer_functions(d.derive(name)) for name in names}
+        self.funcs = {name: _functions_of(name) for name in names}
         self.plastic = network.eta > 0
         self.learn_tau = network.eta_tau > 0
         self._layout()
