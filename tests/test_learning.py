@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +32,8 @@ from vle_hw.pipeline import build_deck
 from vle_hw.reference import NetworkModel, simulate_reference
 from vle_hw.signals import build_inputs, build_targets
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def _lagline(**network) -> dict:
@@ -296,3 +303,38 @@ def test_lagline_learns_in_ngspice_as_in_the_ode(tmp_path):
     assert spice["t"] == written["curves"]["ode"]["t"]
     assert spice["teacher_distance"][-1] < 0.02
     assert "SPICE-ODE max dev" in result.stdout
+
+
+def _model_time_shown(log: Path) -> float:
+    shown = re.findall(r"t = ([0-9.]+) of", log.read_text(encoding="utf-8"))
+    return max(map(float, shown), default=0.0)
+
+
+def test_ctrl_c_stops_train_keeps_partial_curves_and_exits_130(tmp_path):
+    # A real SIGINT to a real process: the handler must be in place once the
+    # progress bar shows, and the curves of the finished windows must be written.
+    out = tmp_path / "out"
+    log = tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "vle_hw", "train", "--t-stop", "100"]
+    with open(log, "w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            [*command, "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 120
+        while _model_time_shown(log) < 5.0:  # two windows of 2.5 done
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=120)
+    message = log.read_text(encoding="utf-8")
+    assert process.returncode == 130, message
+    assert f"partial curves are in {out / 'learning.json'}" in message
+    written = json.loads((out / "learning.json").read_text())
+    assert written["complete"] is False
+    assert 5.0 <= written["curves"]["ode"]["t"][-1] < 100.0
+    assert (out / "learning.png").exists()
