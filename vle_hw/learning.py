@@ -12,7 +12,12 @@ Curves are plain data with the keys ``t``, ``loss``, ``weights`` (``{"W1":
 [matrix per t], ...}`` for each plastic layer), ``teacher_distance`` and, when
 tau_m is learned, ``tau_m`` (``{"tau_m1": [vector per t], ...}``) and
 ``teacher_distance_tau_m``. The loss is the running mean of
-1/2 |y - r_N|^2 over a trailing window (one input period by default).
+1/2 |y - r_N|^2 over a trailing window (one input period by default). A teacher
+distance is |theta - theta_teacher| / |theta_teacher| over every plastic
+weight (biases excluded) or every learned tau_m; ``teacher_max_rel_error`` is
+the largest elementwise relative error, which decides "within 1 %" (weights)
+and "within 5 %" (tau_m): the time reported is the first curve time after
+which the error stays within the tolerance to the end of the run.
 """
 
 from __future__ import annotations
@@ -152,6 +157,12 @@ def loss_window(spec: Spec) -> tuple[float, str]:
 
     One input period for a periodic input (the slowest sine's for a sum of
     sines); otherwise a tenth of the run.
+
+    Examples
+    --------
+    >>> from vle_hw.spec import load_spec
+    >>> loss_window(load_spec()[0])
+    (4.0, 'one period of the input square wave')
     """
     first = spec.input[0] if isinstance(spec.input, list) else spec.input
     if isinstance(first, SmoothedSquare):
