@@ -25,11 +25,11 @@ from helpers import default_dict, spec_from
 
 from vle_hw import derivation as d
 from vle_hw.cli import EXIT_INPUT, main
-from vle_hw.errors import SpecError
+from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.learning import train
 from vle_hw.network import build_network
 from vle_hw.pipeline import build_deck
-from vle_hw.reference import NetworkModel, simulate_reference
+from vle_hw.reference import TAU_M_FLOOR_REL, NetworkModel, simulate_reference
 from vle_hw.signals import build_inputs, build_targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +130,16 @@ def test_train_curves_carry_learned_tau_m_and_its_teacher_distance(tmp_path):
     assert curves["teacher_distance_tau_m"][0] == pytest.approx(expected, rel=1e-12)
     assert len(curves["teacher_max_rel_error_tau_m"]) == len(curves["t"])
     assert "tau_m_max_rel_error_final" in result.summary["ode"]
+
+
+def test_tau_m_held_at_its_floor_is_announced(tmp_path):
+    # eta_tau = 1e5 drives both tau_m down to the floor within two time units
+    spec, text = spec_from(_lagline(eta_tau=1e5))
+    with pytest.warns(VleLimitationWarning, match="tau_m1\\[0\\].*floor"):
+        result = train(spec, text, tmp_path, t_stop=2.0)
+    assert "tau_m1[0]" in result.info["tau_m_at_floor"]
+    lowest = np.min(np.asarray(result.curves["ode"]["tau_m"]["tau_m1"]))
+    assert lowest == pytest.approx(TAU_M_FLOOR_REL * 1.0, rel=1e-9)  # never below
 
 
 def test_tau_m_learning_is_rejected_for_the_circuit():

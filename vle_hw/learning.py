@@ -2,8 +2,9 @@
 
 ``train`` runs the ODE reference of a spec in windows of simulated time (each
 window starts from the last state of the one before), samples learning curves
-from every finished window and writes them to ``learning.json`` after each
-window, so a run stopped by the caller (Ctrl-C in the CLI) keeps what it had.
+from every finished window and writes them to ``learning.json`` when the run
+ends, when the caller stops it (Ctrl-C in the CLI) and every 30 s meanwhile, so
+a stopped run keeps the curves of its finished windows.
 With ``spice=True`` the behavioural deck runs in ngspice meanwhile, and its
 curves and a comparison table (final weights, largest deviation of the SPICE
 weights from the ODE weights over the run, teacher distances) join the ODE's.
@@ -27,6 +28,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +37,15 @@ import numpy as np
 from pydantic import ValidationError
 
 from vle_hw import __version__
-from vle_hw.errors import SpecError
+from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.network import Network, build_network
 from vle_hw.outputs import check_writable, write_atomic
-from vle_hw.reference import ReferenceSolution, ReferenceStopped, simulate_reference
+from vle_hw.reference import (
+    TAU_M_FLOOR_REL,
+    ReferenceSolution,
+    ReferenceStopped,
+    simulate_reference,
+)
 from vle_hw.signals import build_inputs, build_targets
 from vle_hw.spec import (
     OrnsteinUhlenbeck,
@@ -552,6 +559,16 @@ def train(
 
     result = partial_result()
     result.complete = True
+    floored = _tau_m_at_floor(network, samples)
+    if floored:
+        result.info["tau_m_at_floor"] = floored
+        warnings.warn(
+            f"tau_m of {', '.join(floored)} reached its floor of {TAU_M_FLOOR_REL:g} "
+            "x its initial value, where the tau_m rule is switched off "
+            "[LIMITATION(reference), #3]; lower network.eta_tau.",
+            VleLimitationWarning,
+            stacklevel=2,
+        )
 
     # --- circuit result ------------------------------------------------------------
     if handle is not None:
@@ -581,6 +598,19 @@ def train(
     result.timings = dict(timings)
     _write_outputs(paths, result)
     return result
+
+
+def _tau_m_at_floor(network: Network, samples: list[dict]) -> list[str]:
+    """Learned tau_m (``tau_m<layer>[i]``) whose sampled minimum sits at the floor."""
+    floored = []
+    for layer in network.layers:
+        key = f"tau_m{layer.index}"
+        if not samples or key not in samples[0]:
+            continue
+        lowest = np.min(np.concatenate([s[key] for s in samples]), axis=0)
+        for i in np.nonzero(lowest <= TAU_M_FLOOR_REL * layer.tau_m * (1 + 1e-9))[0]:
+            floored.append(f"{key}[{i}]")
+    return floored
 
 
 def _ode_states_at(solutions: list[ReferenceSolution], t: np.ndarray) -> np.ndarray:
