@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         spec, text = load_spec(path)
+        if spec.network.eta_tau > 0:
+            print(f"skipped {path.relative_to(ROOT)}: tau_m learning has no circuit")
+            continue
         out = ROOT / "netlists" / f"{spec.name}.cir"
         out.write_text(build_deck(spec, text).text, encoding="utf-8")
         print(f"wrote {out.relative_to(ROOT)}")

@@ -24,14 +24,14 @@ from test_spec import (
 
 from vle_hw.cli import EXIT_INPUT, main
 
-COMMANDS = ["verify", "netlist", "derive"]
+COMMANDS = ["verify", "netlist", "derive", "train"]
 
 
 def _run(tmp_path: Path, command: str, spec_file: Path | str) -> tuple[Result, Path]:
     """Run `command` on `spec_file`; return the result and the output it names."""
     output = tmp_path / "out"
     args = [command, str(spec_file)]
-    if command == "verify":
+    if command in ("verify", "train"):
         args += ["--out", str(output)]
     elif command == "netlist":
         output = tmp_path / "deck.cir"
@@ -55,7 +55,7 @@ def _assert_input_error(result: Result, output: Path, fragments: list[str]) -> N
 
 
 @pytest.mark.parametrize(("path", "value", "fragments"), field_case_params())
-@pytest.mark.parametrize("command", ["verify", "netlist"])
+@pytest.mark.parametrize("command", ["verify", "netlist", "train"])
 def test_bad_field_exits_2_naming_the_field_and_writes_nothing(
     tmp_path: Path, command: str, path: tuple, value: Any, fragments: list[str]
 ) -> None:
@@ -98,7 +98,7 @@ def test_missing_spec_file_exits_2_and_writes_nothing(
     _assert_input_error(result, output, ["nope.yaml' does not exist", "fix: check"])
 
 
-@pytest.mark.parametrize("command", ["verify", "netlist"])
+@pytest.mark.parametrize("command", ["verify", "netlist", "train"])
 def test_missing_csv_input_exits_2_before_any_simulation(
     tmp_path: Path, command: str
 ) -> None:

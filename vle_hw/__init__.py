@@ -23,6 +23,7 @@ from vle_hw.gradients import (  # noqa: E402
     train_windowed_adjoint,
     window_gradient,
 )
+from vle_hw.learning import TrainResult, train  # noqa: E402
 from vle_hw.network import build_network, network_graph  # noqa: E402
 from vle_hw.pipeline import VerifyPaths, build_deck, verify  # noqa: E402
 from vle_hw.reference import simulate_reference  # noqa: E402
@@ -40,6 +41,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Trace",
+    "TrainResult",
     "VerifyPaths",
     "__version__",
     "alignment",
@@ -57,6 +59,7 @@ __all__ = [
     "render",
     "simulate_reference",
     "train_windowed_adjoint",
+    "train",
     "verify",
     "window_gradient",
 ]

@@ -265,9 +265,11 @@ def _register() -> None:
     from vle_hw.cli_draw import draw
     from vle_hw.cli_gradients import gradients
     from vle_hw.cli_spec import spec_command
+    from vle_hw.cli_train import train
 
     main.add_command(spec_command)
     main.add_command(gradients)
+    main.add_command(train)
     main.add_command(draw)
 
 

@@ -31,6 +31,7 @@ tau_r = sp.Symbol("tau_r", positive=True)
 gamma = sp.Symbol("gamma", nonnegative=True)
 beta = sp.Symbol("beta", nonnegative=True)
 eta = sp.Symbol("eta", nonnegative=True)
+eta_tau = sp.Symbol("eta_tau", nonnegative=True)  # learning rate of tau_m
 u = sp.Symbol("u", real=True)
 u_prosp = sp.Symbol("u_prosp", real=True)
 v = sp.Symbol("v", real=True)
@@ -39,6 +40,7 @@ alpha = sp.Symbol("alpha", real=True)
 I_syn = sp.Symbol("I_syn", real=True)  # synaptic drive W r_pre + b
 fb = sp.Symbol("fb", real=True)  # backpropagated drive W_next^T e_next
 r_pre = sp.Symbol("r_pre", real=True)
+u_dot = sp.Symbol("u_dot", real=True)  # du/dt of the neuron, in the tau_m rule
 y = sp.Symbol("y", real=True)
 lam = sp.Symbol("lambda", real=True)
 a_adj = sp.Symbol("a", real=True)
@@ -100,6 +102,7 @@ class LocalEquations:
     e: sp.Expr  # (B3), in v, alpha
     dW_dt: sp.Expr  # plasticity, in e, r_pre
     db_dt: sp.Expr
+    dtau_m_dt: sp.Expr  # tau_m plasticity, in e, u_dot
     dlambda_dt: sp.Expr  # exact adjoint, in lambda, a
     eps: sp.Expr  # adjoint error, in lambda, a
     steps: dict[str, sp.Expr] = field(default_factory=dict, compare=False)
@@ -187,6 +190,11 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
     dW_dt = eta * neg_grad_w.subs({m_sym: e, r_pre_f: r_pre})
     db_dt = eta * neg_grad_b.subs(m_sym, e)
     steps["plasticity"] = sp.Eq(sp.Symbol("-dE/dW"), neg_grad_w.subs(r_pre_f, r_pre))
+    # tau_m plasticity: -dE/dtau_m = -m du/dt, again with e in place of m
+    neg_grad_tau = -sp.diff(energy, tau_m).subs(mismatch, m_sym)
+    neg_grad_tau = neg_grad_tau.subs(sp.diff(u_f, t), u_dot)
+    dtau_m_dt = eta_tau * neg_grad_tau.subs(m_sym, e)
+    steps["tau_m_plasticity"] = sp.Eq(sp.Symbol("-dE/dtau_m"), neg_grad_tau)
 
     # --- step 2: exact adjoint from the Euler-Lagrange equation ---------------
     # The layer's own mismatch m(t) and the next layer's, which sees this
@@ -255,6 +263,7 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
         e=e_expr,
         dW_dt=dW_dt,
         db_dt=db_dt,
+        dtau_m_dt=dtau_m_dt,
         dlambda_dt=dlambda_dt,
         eps=eps,
         steps=steps,
@@ -274,6 +283,8 @@ def render(eq: LocalEquations, fmt: Literal["text", "latex"] = "text") -> str:
     lines.append("## step 1: forward dynamics and plasticity from the energy")
     lines.append(f"E = {show(eq.steps['energy'])}")
     lines.append(f"{show(eq.steps['forward'])}")
+    lines.append(f"{show(eq.steps['plasticity'])}")
+    lines.append(f"{show(eq.steps['tau_m_plasticity'])}")
     lines.append("## step 2: exact adjoint (Euler-Lagrange of the action)")
     lines.append(f"{show(eq.steps['adjoint_operator_form'])}")
     lines.append("## step 3: local rule (causal filter with the adjoint's phase)")
@@ -282,6 +293,7 @@ def render(eq: LocalEquations, fmt: Literal["text", "latex"] = "text") -> str:
     lines.append("## local equations")
     for name, expr in eq.expressions().items():
         lines.append(f"{name} = {show(expr)}")
+    lines.append(f"dtau_m_dt = {show(eq.dtau_m_dt)}")
     lines.append(f"phi'(u_prosp) = {show(eq.phi_prime)}")
     return "\n".join(lines) + "\n"
 

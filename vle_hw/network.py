@@ -42,6 +42,7 @@ class Network:
     beta: float
     eta: float
     teacher: tuple[Layer, ...] | None
+    eta_tau: float = 0.0  # learning rate of tau_m (0: tau_m fixed)
 
     @property
     def sizes(self) -> list[int]:
@@ -157,6 +158,7 @@ def build_network(spec: Spec) -> Network:
         beta=net.beta,
         eta=net.eta,
         teacher=teacher,
+        eta_tau=net.eta_tau,
     )
 
 

@@ -68,6 +68,15 @@ def build_deck(spec: Spec, spec_text: str, level: str = "behavioural") -> Deck:
 
 def _deck(spec, spec_text, network, inputs, targets, level="behavioural") -> Deck:
     """The deck from parts already built (verify builds them once for both sides)."""
+    if network.eta_tau > 0:
+        # LIMITATION(circuit): the behavioural deck has fixed membrane time
+        #   constants. Consequence: tau_m learning runs in the ODE reference only.
+        raise SpecError(
+            f"network.eta_tau = {network.eta_tau:g}: tau_m learning is not in the "
+            "circuit (the behavioural deck has fixed tau_m); fix: set "
+            "network.eta_tau: 0 for netlist, verify and train --spice, or run "
+            "train without --spice."
+        )
     tables = sum(
         len(sig.source.times)
         for sig in inputs + (targets or [])

@@ -15,6 +15,7 @@ the circuit's own time points.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 
 NEWTON_TOL = 1e-13
 NEWTON_MAX_ITER = 50
+# LIMITATION(reference): a learned tau_m is clamped at TAU_M_FLOOR_REL x its initial
+#   value: below it the tau_m rule is switched off for that neuron (and the
+#   equations read the floor). Consequence: a run that drives tau_m toward 0 stalls
+#   at the floor instead of going stiff or negative. Issue #3.
+TAU_M_FLOOR_REL = 1e-2
 
 
 class ReferenceStopped(Exception):
@@ -71,6 +77,7 @@ class LayerFunctions:
     de_dalpha: object
     dW_dt: object
     db_dt: object
+    dtau_m_dt: object
 
 
 def layer_functions(eq: d.LocalEquations) -> LayerFunctions:
@@ -105,7 +112,14 @@ def layer_functions(eq: d.LocalEquations) -> LayerFunctions:
         ),
         dW_dt=_lambdify(eq.dW_dt, [d.e, d.r_pre, d.eta], "dW_dt"),
         db_dt=_lambdify(eq.db_dt, [d.e, d.eta], "db_dt"),
+        dtau_m_dt=_lambdify(eq.dtau_m_dt, [d.e, d.u_dot, d.eta_tau], "dtau_m_dt"),
     )
+
+
+@functools.cache
+def _functions_of(phi_name: str) -> LayerFunctions:
+    """Lambdified equations of `phi_name`, built once per process (pure functions)."""
+    return layer_functions(d.derive(phi_name))
 
 
 def _bcast(value, shape) -> np.ndarray:
@@ -127,8 +141,9 @@ class NetworkModel:
         names = sorted({layer.phi for layer in network.layers})
         if network.teacher is not None:
             names = sorted(set(names) | {layer.phi for layer in network.teacher})
-        self.funcs = {name: layer_functions(d.derive(name)) for name in names}
+        self.funcs = {name: _functions_of(name) for name in names}
         self.plastic = network.eta > 0
+        self.learn_tau = network.eta_tau > 0
         self._layout()
         self._z_guess: np.ndarray | None = None
 
@@ -143,6 +158,8 @@ class NetworkModel:
                 slots.append(("W", layer.index, layer.weights.shape))
                 if layer.biases is not None:
                     slots.append(("b", layer.index, (layer.size,)))
+            if self.learn_tau and layer.plastic:
+                slots.append(("T", layer.index, (layer.size,)))
         for layer in self.net.teacher or ():
             slots.append(("U", layer.index, (layer.size,)))
         self.slots = {}
@@ -168,6 +185,8 @@ class NetworkModel:
                 self.get(state, "W", layer.index)[0] = layer.weights
                 if layer.biases is not None:
                     self.get(state, "b", layer.index)[0] = layer.biases
+            if self.learn_tau and layer.plastic:
+                self.get(state, "T", layer.index)[0] = layer.tau_m
         if how == "steady":
             state = self._steady_state(state, x0, y0)
         return state[0]
@@ -213,6 +232,13 @@ class NetworkModel:
             return self.get(state, "W", layer.index)
         return layer.weights[None, :, :]
 
+    def tau_m(self, state: np.ndarray, layer: Layer) -> np.ndarray:
+        """tau_m of `layer`: the learned state (floored) or the fixed value."""
+        if self.learn_tau and layer.plastic:
+            floor = TAU_M_FLOOR_REL * layer.tau_m
+            return np.maximum(self.get(state, "T", layer.index), floor)
+        return layer.tau_m
+
     def biases(self, state: np.ndarray, layer: Layer):
         if layer.biases is None:
             return 0.0
@@ -257,7 +283,8 @@ class NetworkModel:
             w = self.weights(state, layer)
             drive = np.einsum("bij,bj->bi", w, r_prev) + self.biases(state, layer)
             u = self.get(state, "u", layer.index)
-            args = (u, drive, E[k], layer.tau_m, layer.tau_r, layer.gamma)
+            tau = self.tau_m(state, layer)
+            args = (u, drive, E[k], tau, layer.tau_r, layer.gamma)
             lo, hi = offs[k], offs[k + 1]
             res[:, lo:hi] = P[k] - _bcast(f.u_prosp(*args), u.shape)
             diag = np.arange(lo, hi)
@@ -287,7 +314,7 @@ class NetworkModel:
                 alpha = _bcast(f.alpha_hidden(P[k], feedback), v.shape)
                 dalpha_dp = _bcast(f.dalpha_hidden_du_prosp(P[k], feedback), v.shape)
                 dalpha_dfb = _bcast(f.dalpha_hidden_dfb(P[k], feedback), v.shape)
-            e_args = (v, alpha, layer.tau_m, layer.tau_r)
+            e_args = (v, alpha, self.tau_m(state, layer), layer.tau_r)
             res[:, n + lo : n + hi] = E[k] - _bcast(f.e(*e_args), v.shape)
             gain = _bcast(f.de_dalpha(*e_args), v.shape)
             jac[:, n + diag, diag] -= gain * dalpha_dp
@@ -361,7 +388,8 @@ class NetworkModel:
             e_k = z[:, n + offs[k] : n + offs[k + 1]]
             u = self.get(state, "u", layer.index)
             v = self.get(state, "v", layer.index)
-            du = f.du_dt(u, drives[k], e_k, layer.tau_m, layer.tau_r, layer.gamma)
+            tau = self.tau_m(state, layer)
+            du = f.du_dt(u, drives[k], e_k, tau, layer.tau_r, layer.gamma)
             self.get(out, "u", layer.index)[...] = du
             # alpha from e = (1 - rho) v + rho alpha is recomputed by the equation
             # itself: dv/dt needs alpha, which the loop already fixed.
@@ -372,9 +400,15 @@ class NetworkModel:
                 e_next = z[:, n + offs[k + 1] : n + offs[k + 2]]
                 feedback = np.einsum("bji,bj->bi", w_next, e_next)
                 alpha = f.alpha_hidden(z[:, offs[k] : offs[k + 1]], feedback)
-            self.get(out, "v", layer.index)[...] = f.dv_dt(
-                v, alpha, layer.tau_m, layer.tau_r
-            )
+            self.get(out, "v", layer.index)[...] = f.dv_dt(v, alpha, tau, layer.tau_r)
+            if self.learn_tau and layer.plastic:
+                rate = _bcast(f.dtau_m_dt(e_k, du, self.net.eta_tau), u.shape)
+                held = self.get(state, "T", layer.index) <= TAU_M_FLOOR_REL * (
+                    layer.tau_m
+                )
+                self.get(out, "T", layer.index)[...] = np.where(
+                    held & (rate < 0), 0.0, rate
+                )
             if self.plastic and layer.plastic:
                 self.get(out, "W", layer.index)[...] = f.dW_dt(
                     e_k[:, :, None], r_prev[:, None, :], self.net.eta
@@ -415,6 +449,10 @@ class NetworkModel:
                 out[f"r_{tag}"] = rates[k][:, i]
                 out[f"v_{tag}"] = v[:, i]
                 out[f"e_{tag}"] = z[:, n + offs[k] + i]
+            if self.learn_tau and layer.plastic:
+                tau = self.tau_m(states, layer)
+                for i in range(layer.size):
+                    out[f"tau_m_l{l_}_n{i}"] = tau[:, i]
             if not (self.plastic and layer.plastic):
                 continue  # frozen weights are parameters, not signals
             w = self.get(states, "W", l_)

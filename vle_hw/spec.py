@@ -119,6 +119,11 @@ class NetworkSpec(_Model):
     eta: NonNegative = Field(
         description="learning rate in 1 / model time unit, >= 0 (0 freezes weights)"
     )
+    eta_tau: NonNegative = Field(
+        0.0,
+        description="learning rate of tau_m in the plastic layers, "
+        "d tau_m/dt = -eta_tau e du/dt, >= 0 (0: tau_m fixed; ODE reference only)",
+    )
     cost: Literal["mse"] = "mse"
     weights: list[Matrix] | RandomInit = Field(description=_WEIGHTS)
     biases: Literal["none", "zero"] | list[list[float]] | RandomInit = Field(
