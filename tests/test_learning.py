@@ -348,3 +348,49 @@ def test_ctrl_c_stops_train_keeps_partial_curves_and_exits_130(tmp_path):
     assert written["complete"] is False
     assert 5.0 <= written["curves"]["ode"]["t"][-1] < 100.0
     assert (out / "learning.png").exists()
+
+
+LAGNET = str(Path(__file__).resolve().parents[1] / "examples" / "lagnet.yaml")
+
+
+def test_train_with_adjoint_window_puts_both_rules_side_by_side(tmp_path):
+    """--adjoint-window adds the exact-adjoint curves beside the local rule's."""
+    from click.testing import CliRunner
+
+    from vle_hw.cli import main
+
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        main,
+        ["train", LAGNET, "--t-stop", "6", "--adjoint-window", "3"]
+        + ["--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ODE, exact adjoint (windowed)" in result.output
+    data = json.loads((out / "learning.json").read_text())
+    adjoint, local = data["curves"]["adjoint"], data["curves"]["ode"]
+    assert adjoint["t"] == [3.0, 6.0]
+    assert set(adjoint["weights"]) == set(local["weights"]) == {"W1"}
+    # both rules move W1 from its start toward the teacher [[-0.5], [1]]
+    start = np.array([[0.2], [0.3]])
+    teacher = np.array([[-0.5], [1.0]])
+    for curves in (adjoint, local):
+        final = np.array(curves["weights"]["W1"][-1])
+        assert np.linalg.norm(final - teacher) < np.linalg.norm(start - teacher)
+    assert data["settings"]["adjoint_window"] == 3.0
+
+
+def test_train_refuses_an_adjoint_window_outside_the_run(tmp_path):
+    from click.testing import CliRunner
+
+    from vle_hw.cli import main
+
+    for bad in ("0", "-1", "nan", "1000"):
+        result = CliRunner().invoke(
+            main,
+            ["train", LAGNET, "--t-stop", "6"]
+            + ["--adjoint-window", bad, "--out", str(tmp_path / "o")],
+        )
+        assert result.exit_code == 2, (bad, result.output)
+        assert "adjoint_window" in result.output
+        assert not (tmp_path / "o").exists()

@@ -15,6 +15,12 @@ import click
 
 from vle_hw.cli_types import OUTPUT_FOLDER
 
+SOURCE_LABELS = {
+    "ode": "ODE, local rule",
+    "spice": "SPICE, local rule",
+    "adjoint": "ODE, exact adjoint (windowed)",
+}
+
 
 def _progress_bars():
     """A tqdm bar on stderr for the ODE (model time) and one for ngspice (wall s)."""
@@ -26,14 +32,19 @@ def _progress_bars():
         if stage not in bars:
             if stage == "spice" and "ode" in bars:
                 bars["ode"].close()
+            if stage == "adjoint" and "ode" in bars:
+                bars["ode"].close()
+            timed = stage in ("ode", "adjoint")
             bars[stage] = tqdm(
                 total=total,
-                desc="ODE reference" if stage == "ode" else "ngspice",
-                unit="t" if stage == "ode" else "s",
+                desc={"ode": "ODE reference", "adjoint": "exact adjoint"}.get(
+                    stage, "ngspice"
+                ),
+                unit="t" if timed else "s",
                 bar_format=(
                     "{desc}: {percentage:3.0f}%|{bar}| t = {n:.4g} of {total:.4g} "
                     "model units [{elapsed}<{remaining}]"
-                    if stage == "ode"
+                    if timed
                     else "{desc}: still running, {n:.0f} s wall [{elapsed}]"
                 ),
                 leave=False,
@@ -102,8 +113,16 @@ def _summary_lines(source: str, summary: dict) -> list[str]:
     default=None,
     help="Run length in model time units (default: simulation.t_stop).",
 )
+@click.option(
+    "--adjoint-window",
+    "adjoint_window",
+    type=float,
+    default=None,
+    help="Also learn by the exact adjoint in windows of this length (model units) "
+    "and show both rules side by side.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def train(spec, spice, out_dir, t_stop, force) -> None:
+def train(spec, spice, out_dir, t_stop, adjoint_window, force) -> None:
     """Teacher-student learning in the ODE reference (and with --spice, ngspice).
 
     Writes learning.json (curves, comparison table, settings, run times) and
@@ -149,6 +168,7 @@ def train(spec, spice, out_dir, t_stop, force) -> None:
             out,
             t_stop=t_stop,
             spice=spice,
+            adjoint_window=adjoint_window,
             force=force,
             on_progress=update,
             should_stop=lambda: interrupted["flag"],
@@ -180,7 +200,7 @@ def train(spec, spice, out_dir, t_stop, force) -> None:
     close()
 
     for source, summary in result.summary.items():
-        for line in _summary_lines(source.upper(), summary):
+        for line in _summary_lines(SOURCE_LABELS.get(source, source), summary):
             click.echo(line)
     if result.comparison:
         click.echo("")
@@ -188,6 +208,7 @@ def train(spec, spice, out_dir, t_stop, force) -> None:
     t = result.timings
     click.echo(
         f"\nODE {t.get('ode_sec', 0):.1f} s"
+        + (f", adjoint {t['adjoint_sec']:.1f} s" if "adjoint_sec" in t else "")
         + (f", ngspice {t['spice_wall_sec']:.1f} s" if "spice_wall_sec" in t else "")
         + f", total {time.perf_counter() - started:.1f} s"
     )

@@ -981,6 +981,7 @@ def train_windowed_adjoint(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Learn the plastic weights (and biases) by the exact gradient, window by window.
 
@@ -1003,7 +1004,8 @@ def train_windowed_adjoint(
         update], ...}, plastic layers), ``teacher_distance`` (see
         :func:`teacher_distance`, after each update), and ``initial`` (the
         weights and teacher distance at t_start), ``window``, ``eta``,
-        ``step_rule``, ``wall_sec``.
+        ``step_rule``, ``wall_sec``, and ``complete`` (False when
+        `should_stop` ended the run between two windows).
     """
     if not (math.isfinite(window) and window > 0):
         raise SpecError(f"window must be a number > 0, got {window!r}.")
@@ -1039,7 +1041,11 @@ def train_windowed_adjoint(
         "step_rule": "delta theta = eta * beta * (-dC/dtheta) per window",
     }
     t = t_start
+    curves["complete"] = True
     while t < t_stop - 1e-12 * max(1.0, t_stop):
+        if should_stop is not None and should_stop():
+            curves["complete"] = False
+            break
         t_end = min(t + window, t_stop)
         result = window_gradient(
             network, inputs, targets, t, t_end, state, names, rtol, atol

@@ -344,6 +344,7 @@ def train(
     every: float | None = None,
     chunk: float | None = None,
     window: float | None = None,
+    adjoint_window: float | None = None,
     force: bool = False,
     on_progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -369,6 +370,10 @@ def train(
         Length of each ODE window, model units (default: run / 40).
     window : float, optional
         Loss running-mean window, model units (default: :func:`loss_window`).
+    adjoint_window : float, optional
+        Also learn by the exact adjoint (truncated BPTT) in windows of this
+        length, from the same start (:func:`vle_hw.gradients.train_windowed_adjoint`);
+        its curves go under ``"adjoint"`` beside the local rule's ``"ode"``.
     force : bool
     on_progress : callable, optional
         ``on_progress(stage, done, total)``: stage ``"ode"`` with model time
@@ -401,7 +406,12 @@ def train(
     inputs = build_inputs(spec)
     targets = build_targets(spec)
     _check_learns(spec, network, spice)
-    for name, value in (("every", every), ("chunk", chunk), ("window", window)):
+    for name, value in (
+        ("every", every),
+        ("chunk", chunk),
+        ("window", window),
+        ("adjoint_window", adjoint_window),
+    ):
         if value is not None and not (0 < value <= t_stop):
             raise SpecError(
                 f"{name} = {value!r} must be > 0 and <= the run length {t_stop:g}; "
@@ -438,7 +448,13 @@ def train(
         "weight_tol_rel": WEIGHT_TOL_REL,
         "tau_m_tol_rel": TAU_M_TOL_REL,
         "spice": spice,
+        "adjoint_window": adjoint_window,
     }
+    if adjoint_window is not None:
+        settings["adjoint_loss"] = "mean of 1/2 |y - r_N|^2 over each adjoint window"
+        settings["adjoint_step_rule"] = (
+            "delta theta = eta * beta * (-dC/dtheta) per window, free network"
+        )
     teacher = _teacher_parameters(network)
     settings["teacher"] = {name: value.tolist() for name, value in teacher.items()}
     timings["build_sec"] = time.perf_counter() - started
@@ -559,6 +575,29 @@ def train(
 
     result = partial_result()
     result.complete = True
+    if adjoint_window is not None:
+        adjoint = _adjoint_side(
+            spec,
+            network,
+            inputs,
+            targets,
+            adjoint_window,
+            teacher,
+            on_progress,
+            stop_now,
+        )
+        timings["adjoint_sec"] = adjoint.pop("wall_sec")
+        result.timings = dict(timings)
+        result.curves["adjoint"] = adjoint
+        result.summary["adjoint"] = _summary(adjoint)
+        if not adjoint.pop("complete"):
+            if handle is not None:
+                handle.process.kill()
+            result.complete = False
+            result.info["stopped"] = "during the adjoint run"
+            result.timings["total_sec"] = time.perf_counter() - started
+            _write_outputs(paths, result)
+            return result
     floored = _tau_m_at_floor(network, samples)
     if floored:
         result.info["tau_m_at_floor"] = floored
@@ -598,6 +637,53 @@ def train(
     result.timings = dict(timings)
     _write_outputs(paths, result)
     return result
+
+
+def _adjoint_side(
+    spec, network, inputs, targets, window, teacher, on_progress, stop_now
+) -> dict:
+    """Learning by the windowed exact adjoint, as curves of the ODE's shape."""
+    from vle_hw.gradients import train_windowed_adjoint
+
+    t_stop = spec.simulation.t_stop
+    raw = train_windowed_adjoint(
+        network,
+        inputs,
+        targets,
+        t_stop,
+        window,
+        initial_state_rule=spec.initial_state,
+        on_progress=(
+            None
+            if on_progress is None
+            else lambda _phase, fraction: on_progress(
+                "adjoint", fraction * t_stop, t_stop
+            )
+        ),
+        should_stop=stop_now,
+    )
+    t = np.asarray(raw["t"], dtype=float)
+    params = {
+        name: np.asarray(values, dtype=float).reshape(len(t), *np.shape(values[0]))
+        for group in ("weights", "biases")
+        for name, values in raw.get(group, {}).items()
+        if values
+    }
+    curves: dict = {
+        "t": t.tolist(),
+        "loss": list(raw["loss"]),
+        "weights": {n: v.tolist() for n, v in params.items() if n.startswith("W")},
+    }
+    biases = {n: v.tolist() for n, v in params.items() if n.startswith("b")}
+    if biases:
+        curves["biases"] = biases
+    distance, max_rel = _distance(params, teacher, "W") if len(t) else (None, None)
+    if distance is not None:
+        curves["teacher_distance"] = distance.tolist()
+        curves["teacher_max_rel_error"] = max_rel.tolist()
+    curves["wall_sec"] = raw["wall_sec"]
+    curves["complete"] = raw["complete"]
+    return curves
 
 
 def _tau_m_at_floor(network: Network, samples: list[dict]) -> list[str]:
@@ -714,13 +800,17 @@ def learning_figure(curves: dict[str, dict], settings: dict) -> bytes:
     fig, axes = plt.subplots(
         2 + has_tau, 2, figsize=(11, 4 + 3 * (1 + has_tau)), constrained_layout=True
     )
-    styles = {"ode": {"lw": 2.5, "alpha": 0.5}, "spice": {"lw": 1.0, "ls": "--"}}
+    styles = {
+        "ode": {"lw": 2.5, "alpha": 0.5},
+        "spice": {"lw": 1.0, "ls": "--"},
+        "adjoint": {"lw": 1.5, "ls": ":"},
+    }
     for source, data in curves.items():
         if not data["t"]:
             continue
         t = np.asarray(data["t"])
         style = styles.get(source, {})
-        label = source.upper()
+        label = {"adjoint": "ADJOINT"}.get(source, f"{source.upper()} local")
         axes[0, 0].semilogy(t, np.maximum(data["loss"], 1e-300), label=label, **style)
         for key in ("teacher_distance", "teacher_distance_tau_m"):
             if key in data:
