@@ -1,6 +1,6 @@
 """Regenerate the committed generated files: netlists/<name>.cir from every
-examples/*.yaml spec, circuits/behavioural.lib from the derivation and
-circuits/mos.lib from vle_hw.transistor.
+examples/*.yaml spec, and the cell libraries of circuits/: behavioural.lib from
+the derivation, opamp.lib from vle_hw.opamp and mos.lib from vle_hw.transistor.
 
 Run from the project root: python scripts/regenerate.py
 """
@@ -8,10 +8,9 @@ Run from the project root: python scripts/regenerate.py
 import sys
 from pathlib import Path
 
-from vle_hw.cells import main as write_cells
+from vle_hw import cells, opamp, transistor
 from vle_hw.pipeline import build_deck
 from vle_hw.spec import load_spec
-from vle_hw.transistor import main as write_mos_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,8 +24,12 @@ def main() -> int:
         out = ROOT / "netlists" / f"{spec.name}.cir"
         out.write_text(build_deck(spec, text).text, encoding="utf-8")
         print(f"wrote {out.relative_to(ROOT)}")
-    write_mos_cells()
-    return write_cells()
+    for module in (cells, opamp, transistor):
+        path = module.LIBRARY_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(module.library_text(), encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def _echo(name: str, expr: str) -> list[str]:
 
 def test_library_file_is_generated_from_the_code_and_is_a_clean_cell():
     assert LIBRARY_PATH.read_text(encoding="utf-8") == library_text(), (
-        "circuits/opamp.lib is stale: run python -m vle_hw.opamp"
+        "circuits/opamp.lib is stale: run python scripts/regenerate.py"
     )
     assert _library_lines(macromodel_text())  # accepted as a deck cell block
 
