@@ -130,7 +130,8 @@ def netlist(spec: str | None, output: str | None, level: str, force: bool) -> No
     "out_dir",
     type=OUTPUT_FOLDER,
     default=None,
-    help="Output folder (default: vle_hw_out/<spec name>).",
+    help="Output folder (default: vle_hw_out/<spec name>, with _<level> for the "
+    "op-amp and transistor levels).",
 )
 @click.option(
     "--json",
@@ -175,8 +176,11 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
     started = time.perf_counter()
     try:
         parsed, text = _load(spec)
+        # each level gets its own default folder, so levels never collide
+        suffix = "" if level == "behavioural" else f"_{level}"
+        default_out = Path("vle_hw_out") / f"{parsed.name}{suffix}"
         paths = VerifyPaths.default(
-            Path(out_dir) if out_dir else Path("vle_hw_out") / parsed.name,
+            Path(out_dir) if out_dir else default_out,
             parsed.name,
             Path(json_path) if json_path else None,
             Path(deck_path) if deck_path else None,
@@ -225,7 +229,9 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
         )
         if "teacher" in row and row["teacher"] != 0:
             off = abs(row["spice_final"] - row["teacher"]) / abs(row["teacher"])
-            line += f" (teacher {row['teacher']:.4g}, SPICE off by {100 * off:.3g} %)"
+            line += (
+                f" (teacher {row['teacher']:.4g}; SPICE to teacher {100 * off:.3g} %)"
+            )
         click.echo(line)
     for key, cell in result.info.get("cells", {}).items():
         if key.startswith("phi_"):

@@ -21,7 +21,7 @@ from vle_hw.errors import OutputExistsError
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def draw(cell: str, output: str | None, force: bool) -> None:
-    """Draw CELL of circuits/behavioural.lib or circuits/mos.lib (schemdraw)."""
+    """Draw CELL of the circuits/ libraries (behavioural, MOS, op-amp)."""
     from vle_hw.cli import EXIT_INPUT, _fail
     from vle_hw.draw import cell_names, write_cell_drawing
     from vle_hw.outputs import check_writable

@@ -66,8 +66,13 @@ class _Bars:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(total=1000, desc=phase, leave=False, unit="‰")
-        target = int(1000 * min(max(fraction, 0.0), 1.0))
+            self.bar = tqdm(
+                total=100,
+                desc=phase,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+            )
+        target = int(100 * min(max(fraction, 0.0), 1.0))
         self.bar.update(max(0, target - self.bar.n))
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from vle_hw.cli_types import OUTPUT_FOLDER
 
@@ -92,7 +93,8 @@ def _summary_lines(source: str, summary: dict) -> list[str]:
             f"{100 * summary[key]:.3g} % at the end; within {tol} % {when}"
         )
     for name, value in summary.get("final", {}).items():
-        lines.append(f"  {name} final = {value}")
+        shown = np.array2string(np.asarray(value), precision=6, separator=", ")
+        lines.append(f"  {name} final = {shown}")
     return lines
 
 

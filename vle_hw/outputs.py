@@ -53,7 +53,7 @@ def check_writable(paths: list[Path], force: bool) -> None:
     if existing and not force:
         raise OutputExistsError(
             f"output file(s) already exist: {', '.join(existing)}; choose another "
-            "--out folder or pass --force to overwrite them."
+            "output path (--out / -o) or pass --force to overwrite them."
         )
 
 
