@@ -270,6 +270,16 @@ def derive(phi_name: str = "softplus") -> LocalEquations:
     )
 
 
+SYMBOL_LEGEND = (
+    "symbols (one neuron, model units; DESIGN.md section 2):",
+    "  u membrane, u_prosp = u + tau_r du/dt, r = phi(u_prosp), r_pre presynaptic rate",
+    "  I_syn = W r_pre + b synaptic drive, y target, v error-unit state, e error",
+    "  m = D+_tau_m[u] - I_syn mismatch (m = gamma e forward), u_dot = du/dt",
+    "  alpha, a error before the error filter; fb = W_next^T e_next feedback",
+    "  lambda adjoint state, eps = kappa a + lambda adjoint error, kappa = tau_r/tau_m",
+)
+
+
 def render(eq: LocalEquations, fmt: Literal["text", "latex"] = "text") -> str:
     """Render the derivation of `eq` as plain text or LaTeX, one line each.
 
@@ -280,6 +290,7 @@ def render(eq: LocalEquations, fmt: Literal["text", "latex"] = "text") -> str:
     """
     show = sp.latex if fmt == "latex" else sp.sstr
     lines = [f"# phi = {eq.phi_name}"]
+    lines += [f"# {line}" for line in SYMBOL_LEGEND]
     lines.append("## step 1: forward dynamics and plasticity from the energy")
     lines.append(f"E = {show(eq.steps['energy'])}")
     lines.append(f"{show(eq.steps['forward'])}")
