@@ -437,3 +437,28 @@ def test_runner_names_the_time_ngspice_reached_from_its_log():
     ]
     assert _time_reached(captured) == "1.66667e-10"
     assert _time_reached(["stdout No. of Data Rows : 808"]) is None
+
+
+def test_a_real_non_convergence_names_deck_time_causes_and_keeps_the_log(tmp_path):
+    """The transistor deck of LagLine at 10 us per unit does not converge in
+    ngspice 39 (measured); the error must say where, when and why, exit 3."""
+    import yaml
+
+    data = default_dict()
+    data["simulation"]["t_stop"] = 2.0
+    spec_path = tmp_path / "lagline_fast.yaml"
+    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VleLimitationWarning)
+        result = CliRunner().invoke(
+            main, ["verify", str(spec_path), "--level", "transistor", "--out", str(out)]
+        )
+    assert result.exit_code == 3, result.output
+    message = " ".join(result.output.split())
+    assert f"ngspice failed on {out / 'lagline.cir'} at t = " in message
+    assert "MOS cells too slow for the time scale" in message
+    log = out / "ngspice" / "ngspice.log"
+    assert f"Full log: {log}" in message
+    assert "timestep too small" in log.read_text().lower()
+    assert not (out / "result.json").exists()

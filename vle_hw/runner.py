@@ -34,6 +34,7 @@ INSTALL_HINT = "sudo apt-get install ngspice libngspice0-dev"
 _ERROR_MARKERS = ("error", "singular matrix", "timestep too small", "aborted")
 _TIME_IN_LOG = re.compile(r"\btime\s*=\s*([0-9.]+e[-+]?[0-9]+|[0-9.]+)")
 OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
+MOS_MARK = ".subckt vle_mos_"  # the transistor level's cells in a deck
 _HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
 
 
@@ -259,6 +260,11 @@ def _diagnose(log_lines: list[str], deck_text: str = "") -> str:
     text = "\n".join(log_lines).lower()
     causes = []
     failed = any(m in text for m in ("timestep too small", "singular", "converge"))
+    if failed and MOS_MARK in deck_text:
+        causes.append(
+            "MOS cells too slow for the time scale (weak-inversion cells lag by "
+            "about 0.9 us: raise hardware.time_sec_per_unit, e.g. to 1e-3)"
+        )
     if failed and OPAMP_MARK in deck_text:
         causes.append(
             "an op-amp stage stuck at its rails or slewing (see opamp.swing_volt, "
