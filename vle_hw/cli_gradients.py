@@ -159,6 +159,10 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
         omega_list = _omegas(omegas)
         network = build_network(parsed)
         names = G.check_parameter_names(network, list(params) or None)
+        if with_alignment:
+            G.check_beta(network)
+        if omega_list is not None:
+            G.check_omegas(omega_list, network)
         if json_path is not None:
             check_writable([Path(json_path)], force)
         inputs, targets = build_inputs(parsed), build_targets(parsed)

@@ -35,8 +35,8 @@ def check_writable(paths: list[Path], force: bool) -> None:
     if len(set(resolved)) != len(resolved):
         raise OutputExistsError(
             "two outputs would be written to the same file "
-            f"({', '.join(map(str, paths))}); give --json, --deck and --out "
-            "distinct paths."
+            f"({', '.join(map(str, paths))}); give each output option its own "
+            "path."
         )
     for path in paths:
         if path.exists() and not path.is_file():
@@ -52,8 +52,9 @@ def check_writable(paths: list[Path], force: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise OutputExistsError(
-            f"output file(s) already exist: {', '.join(existing)}; choose another "
-            "--out folder or pass --force to overwrite them."
+            f"output file(s) already exist: {', '.join(existing)}; choose other "
+            "output paths (or another --out folder) or pass --force to "
+            "overwrite them."
         )
 
 
