@@ -197,3 +197,35 @@ def test_sigint_exits_130_and_writes_nothing_before_the_gradient(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted; nothing written" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [spec]
+
+
+# --- inputs are never outputs -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["spec", "{spec}", "--csv", "{spec}", "--force"],
+        ["netlist", "{spec}", "-o", "{spec}", "--force"],
+        ["gradients", "{spec}", "--window", "0", "1", "--json", "{spec}", "--force"],
+        ["verify", "{spec}", "--out", "{out}", "--json", "{spec}", "--force"],
+        ["verify", "{spec}", "--out", "{out}", "--deck", "{spec}", "--force"],
+        ["netlist", "{spec}", "-o", "{csv}", "--force"],
+    ],
+    ids=["spec", "netlist", "gradients", "verify-json", "verify-deck", "csv-target"],
+)
+def test_an_output_naming_an_input_is_refused_even_with_force(tmp_path, args):
+    # Once: --force overwrote (verify: deleted first) the spec file itself.
+    csv = tmp_path / "target.csv"
+    csv.write_text("t,y\n0,0\n5,1\n", encoding="utf-8")
+
+    def mutate(data):
+        data["target"] = {"kind": "csv", "path": "target.csv"}
+
+    spec = _spec(tmp_path, mutate)
+    before = {p: p.read_bytes() for p in (spec, csv)}
+    fill = {"spec": spec, "out": tmp_path / "out", "csv": csv}
+    result = _run(*[a.format(**fill) for a in args])
+    _input_error(result, "is an input of this run", "even with --force", "fix")
+    assert {p: p.read_bytes() for p in (spec, csv)} == before
+    assert not (tmp_path / "out").exists()

@@ -162,7 +162,12 @@ def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
     from vle_hw.components import plan_components
     from vle_hw.errors import SpecError
     from vle_hw.network import build_network
-    from vle_hw.outputs import check_writable, write_atomic
+    from vle_hw.outputs import (
+        check_not_inputs,
+        check_writable,
+        spec_inputs,
+        write_atomic,
+    )
 
     outputs = [
         (Path(p), kind)
@@ -183,6 +188,7 @@ def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ComponentWarning)
             plan = plan_components(parsed, build_network(parsed))
+        check_not_inputs([path for path, _ in outputs], spec_inputs(spec, parsed))
         check_writable([path for path, _ in outputs], force)
     except (SpecError, OutputExistsError) as exc:
         _fail(str(exc), EXIT_INPUT)

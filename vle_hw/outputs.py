@@ -58,6 +58,34 @@ def check_writable(paths: list[Path], force: bool) -> None:
         )
 
 
+def check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Refuse an output that is one of the run's input files, even with --force.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming the output and the input it would replace.
+    """
+    kept = {p.resolve() for p in inputs}
+    for path in outputs:
+        if path.resolve() in kept:
+            raise OutputExistsError(
+                f"output {path} is an input of this run (the spec or a CSV it "
+                "names); inputs are never overwritten, even with --force; fix: "
+                "choose another output path."
+            )
+
+
+def spec_inputs(spec_path: str | None, spec) -> list[Path]:
+    """The spec file and every CSV file it reads (already resolved)."""
+    paths = [Path(spec_path)] if spec_path else []
+    sources = spec.input if isinstance(spec.input, list) else [spec.input]
+    for source in [*sources, spec.target]:
+        if getattr(source, "kind", None) == "csv":
+            paths.append(Path(source.path))
+    return paths
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
