@@ -101,13 +101,19 @@ def derive(spec: str | None, latex: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def netlist(spec: str | None, output: str | None, level: str, force: bool) -> None:
     """Write the ngspice deck of SPEC (default: LagLine) at a level."""
-    from vle_hw.outputs import check_writable, write_atomic
+    from vle_hw.outputs import (
+        check_not_inputs,
+        check_writable,
+        spec_inputs,
+        write_atomic,
+    )
     from vle_hw.pipeline import build_deck
 
     try:
         parsed, text = _load(spec)
         deck = build_deck(parsed, text, level)
         if output is not None:
+            check_not_inputs([Path(output)], spec_inputs(spec, parsed))
             check_writable([Path(output)], force)
     except (SpecError, OutputExistsError) as exc:
         _fail(str(exc), EXIT_INPUT)
@@ -170,6 +176,7 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
     With no SPEC, runs the embedded LagLine teacher-student example.
     """
     from vle_hw.compare import summary_table
+    from vle_hw.outputs import check_not_inputs, spec_inputs
     from vle_hw.pipeline import VerifyPaths
     from vle_hw.pipeline import verify as run_verify
 
@@ -186,6 +193,7 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
             Path(deck_path) if deck_path else None,
             trace_format,
         )
+        check_not_inputs(paths.files(), spec_inputs(spec, parsed))
         result = run_verify(
             parsed,
             text,

@@ -152,7 +152,12 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
     from vle_hw import gradients as G
     from vle_hw.cli import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NGSPICE, _fail, _load
     from vle_hw.network import build_network
-    from vle_hw.outputs import check_writable, write_atomic
+    from vle_hw.outputs import (
+        check_not_inputs,
+        check_writable,
+        spec_inputs,
+        write_atomic,
+    )
     from vle_hw.signals import build_inputs, build_targets
 
     started = time.perf_counter()
@@ -164,7 +169,12 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
         omega_list = _omegas(omegas)
         network = build_network(parsed)
         names = G.check_parameter_names(network, list(params) or None)
+        if with_alignment:
+            G.check_beta(network)
+        if omega_list is not None:
+            G.check_omegas(omega_list, network)
         if json_path is not None:
+            check_not_inputs([Path(json_path)], spec_inputs(spec, parsed))
             check_writable([Path(json_path)], force)
         inputs, targets = build_inputs(parsed), build_targets(parsed)
         G._check_target(network, targets)

@@ -16,6 +16,7 @@ import click
 
 from vle_hw.cli_types import OUTPUT_FILE
 from vle_hw.components import ComponentPlan, ComponentWarning
+from vle_hw.errors import OutputExistsError
 
 
 def csv_text(plan: ComponentPlan) -> str:
@@ -106,6 +107,19 @@ def summary_lines(plan: ComponentPlan) -> list[str]:
     return out
 
 
+def _distinct_outputs(outputs: list[tuple[Path, str]]) -> None:
+    """Refuse two of --csv/--json/--md naming one file (one would be lost)."""
+    seen: dict[Path, str] = {}
+    for path, kind in outputs:
+        other = seen.setdefault(path.resolve(), kind)
+        if other != kind:
+            raise OutputExistsError(
+                f"--{other} and --{kind} both name {path}; one plan would "
+                "overwrite the other; fix: give each format its own file, e.g. "
+                "plan.csv and plan.json."
+            )
+
+
 @click.command("spec")
 @click.argument("spec", required=False)
 @click.option(
@@ -146,16 +160,22 @@ def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
     """
     from vle_hw.cli import EXIT_INPUT, _fail, _load
     from vle_hw.components import plan_components
-    from vle_hw.errors import OutputExistsError, SpecError
+    from vle_hw.errors import SpecError
     from vle_hw.network import build_network
-    from vle_hw.outputs import check_writable, write_atomic
+    from vle_hw.outputs import (
+        check_not_inputs,
+        check_writable,
+        spec_inputs,
+        write_atomic,
+    )
 
-    outputs = {
-        Path(p): kind
+    outputs = [
+        (Path(p), kind)
         for p, kind in ((csv_path, "csv"), (json_path, "json"), (md_path, "md"))
         if p is not None
-    }
+    ]
     try:
+        _distinct_outputs(outputs)
         parsed, _ = _load(spec)
         if series is not None:
             parsed = parsed.model_copy(
@@ -168,7 +188,8 @@ def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ComponentWarning)
             plan = plan_components(parsed, build_network(parsed))
-        check_writable(list(outputs), force)
+        check_not_inputs([path for path, _ in outputs], spec_inputs(spec, parsed))
+        check_writable([path for path, _ in outputs], force)
     except (SpecError, OutputExistsError) as exc:
         _fail(str(exc), EXIT_INPUT)
     except OSError as exc:
@@ -182,7 +203,7 @@ def spec_command(spec, series, csv_path, json_path, md_path, force) -> None:
         "json": lambda p: json.dumps(p.to_dict(), indent=2, sort_keys=True) + "\n",
         "md": markdown_text,
     }
-    for path, kind in outputs.items():
+    for path, kind in outputs:
         try:
             write_atomic(path, writers[kind](plan))
         except OSError as exc:

@@ -456,7 +456,32 @@ def network_stages(spec: Spec, network: Network) -> list[Stage]:
     Node names match :mod:`vle_hw.circuit` (``e_l1_n0``, ...); the synaptic
     sum is read through its buffer ``isynb_...``; membranes hold -u on
     ``un_...``, error units +v on ``v_...`` (fed by ``alphan_... = -alpha``).
+
+    Raises
+    ------
+    SpecError
+        If a part value is not a finite positive number (extreme time
+        constants, gains or hardware scales).
     """
+    try:
+        return _network_stages(spec, network)
+    except (OverflowError, ZeroDivisionError) as exc:
+        raise SpecError(_NOT_REALISABLE.format(exc=exc)) from None
+    except ValueError as exc:
+        if not str(exc).startswith("cannot round"):
+            raise
+        raise SpecError(_NOT_REALISABLE.format(exc=exc)) from None
+
+
+_NOT_REALISABLE = (
+    "the spec's values give an op-amp stage a part value that is not a finite "
+    "positive number ({exc}); fix: keep tau_m, tau_r, gamma, beta and the "
+    "hardware scales (time_sec_per_unit, c_mem_farad, signal/error_volt_per_unit) "
+    "within realistic ranges."
+)
+
+
+def _network_stages(spec: Spec, network: Network) -> list[Stage]:
     hw, comp = spec.hardware, spec.components
     s_x, s_e, t_s = (
         hw.signal_volt_per_unit,
@@ -1043,7 +1068,7 @@ def plan_components(spec: Spec, network: Network) -> ComponentPlan:
     }
     for text in problems:
         warnings.warn(text, ComponentWarning, stacklevel=2)
-    return ComponentPlan(
+    plan = ComponentPlan(
         network=network.name,
         series=comp.series,
         stages=stages,
@@ -1054,3 +1079,31 @@ def plan_components(spec: Spec, network: Network) -> ComponentPlan:
         process=proc.model_dump(),
         warnings=problems,
     )
+    data = plan.to_dict()
+    named = {f"{row['unit']} {row['element']}": row for row in data.pop("parts")}
+    where = _first_non_finite(named) or _first_non_finite(data)
+    if where is not None:
+        raise SpecError(
+            f"the component plan's {where[0]} is {where[1]!r}, not a finite "
+            "number; fix: keep tau_m, tau_r, gamma, the hardware scales, the "
+            "opamp, process and components values within realistic ranges."
+        )
+    return plan
+
+
+def _first_non_finite(data, path: str = "") -> tuple[str, float] | None:
+    """(dotted path, value) of the first NaN or infinity in nested plain data."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (path, data)
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list | tuple)
+        else ()
+    )
+    for key, value in items:
+        found = _first_non_finite(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None

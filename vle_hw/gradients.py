@@ -44,6 +44,13 @@ Progress = Callable[[str, float], None]  # (phase, fraction done in [0, 1])
 KINDS: tuple[str, ...] = d.GRADIENT_PARAMETERS
 _NAME = re.compile(r"^(W|b|tau_m|tau_r)([1-9][0-9]{0,2})$")
 _GAUSS_NODES = 8  # Gauss-Legendre nodes per solver step: exact to degree 15
+# LIMITATION(gradients): one frequency-alignment run integrates warm-up plus
+#   window in Python (about 1 s per 25 sine periods on LagLine). Consequence:
+#   omegas are refused when a run would span more than MAX_SINE_PERIODS periods
+#   or more than MAX_SPAN_TAU times the largest tau_m, and lists are capped.
+MAX_OMEGAS = 64
+MAX_SINE_PERIODS = 2000
+MAX_SPAN_TAU = 1000
 
 
 # --- parameters -------------------------------------------------------------------
@@ -133,6 +140,70 @@ def _check_target(network: Network, targets) -> None:
             "cost c = 1/2 |y - r_N|^2 has no y; fix: add a teacher section with "
             "target.kind: teacher, or give target.kind: csv."
         )
+
+
+def check_beta(network: Network, what: str = "--alignment") -> None:
+    """Refuse a comparison with the local updates when beta is 0.
+
+    The local errors are beta times the adjoint errors, so with beta = 0 they
+    vanish and the cosine and the norm ratio |local| / (beta |exact|) are 0/0.
+    """
+    if not network.beta > 0:
+        raise SpecError(
+            f"{what}: network.beta = {network.beta:g}, so the local errors (beta "
+            "times the adjoint errors) are all zero and there is nothing to "
+            "compare; fix: set network.beta > 0 (e.g. 0.01) or drop the option."
+        )
+
+
+def check_omegas(
+    omegas: list[float],
+    network: Network,
+    periods: int = 40,
+    warmup_tau: float = 30.0,
+) -> None:
+    """Refuse frequencies whose run (warm-up + `periods` periods) cannot finish.
+
+    Raises
+    ------
+    SpecError
+        For more than MAX_OMEGAS frequencies, a non-positive or non-finite one,
+        one whose run spans more than MAX_SINE_PERIODS periods (too fast) or
+        more than MAX_SPAN_TAU times the largest tau_m (too slow), a network
+        with more than one input, or beta = 0.
+    """
+    if not 1 <= len(omegas) <= MAX_OMEGAS:
+        raise SpecError(
+            f"--omegas: {len(omegas)} frequencies given; fix: give 1 to "
+            f"{MAX_OMEGAS} (each one is a separate run)."
+        )
+    if network.inputs != 1:
+        raise SpecError(
+            f"--omegas: frequency alignment drives one input channel, the network "
+            f"has {network.inputs}; fix: use a spec with network.inputs: 1."
+        )
+    check_beta(network, "--omegas")
+    tau_max = max(float(np.max(layer.tau_m)) for layer in network.layers)
+    warmup = warmup_tau * tau_max
+    # span(w) = warmup + periods 2 pi / w; fast: span w / (2 pi) <= P_max,
+    # slow: span <= MAX_SPAN_TAU tau_max
+    hi = 2 * math.pi * (MAX_SINE_PERIODS - periods) / warmup
+    room = MAX_SPAN_TAU * tau_max - warmup
+    lo = periods * 2 * math.pi / room if room > 0 else math.inf
+    for omega in omegas:
+        if not (math.isfinite(omega) and omega > 0):
+            raise SpecError(
+                f"--omegas: each frequency must be a number > 0, got {omega!r}; "
+                "fix: give positive frequencies, e.g. --omegas 0.5,1,2."
+            )
+        if not lo <= omega <= hi:
+            raise SpecError(
+                f"--omegas: {omega:g} rad per time unit is outside [{lo:.3g}, "
+                f"{hi:.3g}] for this network (tau_m up to {tau_max:g}): the run "
+                f"of a warm-up of {warmup:g} and {periods} periods would span more "
+                f"than {MAX_SINE_PERIODS} periods or {MAX_SPAN_TAU} x tau_max; "
+                "fix: choose frequencies within that range."
+            )
 
 
 def _check_window(t0: float, t1: float, what: str = "--window") -> None:
@@ -775,6 +846,7 @@ def alignment(
     """
     _check_window(t0, t1)
     _check_target(network, targets)
+    check_beta(network)
     if state0 is None:
         state0 = initial_state(network, inputs, targets, t0, initial_state_rule)
     if gradient is None:
@@ -892,18 +964,10 @@ def frequency_alignment(
     #   value, and with time constants that differ within a layer none is given
     #   (each path through the network has its own product). Issue #3.
     network = network or single_neuron()
-    if network.inputs != 1:
-        raise SpecError(
-            f"--omegas: frequency alignment drives one input channel, the network "
-            f"has {network.inputs}; fix: use a spec with network.inputs: 1."
-        )
+    check_omegas(omegas, network, periods, warmup_tau)
     tau_max = max(float(np.max(layer.tau_m)) for layer in network.layers)
     rows = []
     for n, omega in enumerate(omegas):
-        if not (math.isfinite(omega) and omega > 0):
-            raise SpecError(
-                f"--omegas: each frequency must be a number > 0, got {omega!r}."
-            )
         inputs = [sine_input(omega)]
         t0 = warmup_tau * tau_max
         t1 = t0 + periods * 2 * math.pi / omega

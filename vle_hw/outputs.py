@@ -35,8 +35,8 @@ def check_writable(paths: list[Path], force: bool) -> None:
     if len(set(resolved)) != len(resolved):
         raise OutputExistsError(
             "two outputs would be written to the same file "
-            f"({', '.join(map(str, paths))}); give --json, --deck and --out "
-            "distinct paths."
+            f"({', '.join(map(str, paths))}); give each output option its own "
+            "path."
         )
     for path in paths:
         if path.exists() and not path.is_file():
@@ -52,9 +52,38 @@ def check_writable(paths: list[Path], force: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise OutputExistsError(
-            f"output file(s) already exist: {', '.join(existing)}; choose another "
-            "output path (--out / -o) or pass --force to overwrite them."
+            f"output file(s) already exist: {', '.join(existing)}; choose other "
+            "output paths (or another --out folder) or pass --force to "
+            "overwrite them."
         )
+
+
+def check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Refuse an output that is one of the run's input files, even with --force.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming the output and the input it would replace.
+    """
+    kept = {p.resolve() for p in inputs}
+    for path in outputs:
+        if path.resolve() in kept:
+            raise OutputExistsError(
+                f"output {path} is an input of this run (the spec or a CSV it "
+                "names); inputs are never overwritten, even with --force; fix: "
+                "choose another output path."
+            )
+
+
+def spec_inputs(spec_path: str | None, spec) -> list[Path]:
+    """The spec file and every CSV file it reads (already resolved)."""
+    paths = [Path(spec_path)] if spec_path else []
+    sources = spec.input if isinstance(spec.input, list) else [spec.input]
+    for source in [*sources, spec.target]:
+        if getattr(source, "kind", None) == "csv":
+            paths.append(Path(source.path))
+    return paths
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

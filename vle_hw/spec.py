@@ -287,7 +287,7 @@ class ComponentsSpec(_Model):
     c_min_farad: Annotated[float, Field(gt=0, le=1.0)] = 1e-12
     c_max_farad: Annotated[float, Field(gt=0, le=1.0)] = 1e-6
     r_base_ohm: Annotated[float, Field(ge=1e-3, le=1e12)] = 1e4
-    tracking_error_rel: Annotated[float, Field(gt=0, lt=1)] = 1e-2
+    tracking_error_rel: Annotated[float, Field(ge=1e-9, lt=1)] = 1e-2
 
     @model_validator(mode="after")
     def _ranges(self) -> ComponentsSpec:
@@ -318,12 +318,12 @@ class OpAmpSpec(_Model):
 class ProcessSpec(_Model):
     """First-order process constants for area, power and noise (see components)."""
 
-    c_density_farad_per_m2: Annotated[float, Field(gt=0, le=1)] = 2e-3
-    r_sheet_ohm_per_sq: Annotated[float, Field(gt=0, le=1e9)] = 2000.0
+    c_density_farad_per_m2: Annotated[float, Field(ge=1e-9, le=1)] = 2e-3
+    r_sheet_ohm_per_sq: Annotated[float, Field(ge=1e-3, le=1e9)] = 2000.0
     r_square_area_m2: Annotated[float, Field(gt=0, le=1e-3)] = 1e-12
     opamp_area_m2: Annotated[float, Field(gt=0, le=1e-2)] = 5e-9
     supply_volt: Annotated[float, Field(gt=0, le=1e3)] = 5.0
-    gm_over_id_per_volt: Annotated[float, Field(gt=0, le=40)] = 10.0
+    gm_over_id_per_volt: Annotated[float, Field(ge=1, le=40)] = 10.0
     c_comp_farad: Annotated[float, Field(gt=0, le=1e-6)] = 1e-12
     temperature_kelvin: Annotated[float, Field(gt=0, le=1000)] = 300.0
 
@@ -1138,6 +1138,11 @@ def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
     if path is None:
         text = default_spec_text()
         return parse_spec_text(text, f"(default {DEFAULT_SPEC_NAME})", "yaml"), text
+    if not str(path).strip():
+        raise SpecError(
+            "spec file: an empty path; fix: give a .yaml, .yml or .toml file, or "
+            "leave SPEC out to use the built-in LagLine example."
+        )
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".yaml", ".yml", ".toml"}:
