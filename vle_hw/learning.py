@@ -805,13 +805,18 @@ def learning_figure(curves: dict[str, dict], settings: dict) -> bytes:
         "spice": {"lw": 1.0, "ls": "--"},
         "adjoint": {"lw": 1.5, "ls": ":"},
     }
+    # a zero start (loss exactly 0) must not stretch the log axis to 1e-300
+    peak = max((max(d["loss"]) for d in curves.values() if d["loss"]), default=1.0)
+    loss_floor = max(peak, 1e-300) * 1e-12
     for source, data in curves.items():
         if not data["t"]:
             continue
         t = np.asarray(data["t"])
         style = styles.get(source, {})
         label = {"adjoint": "ADJOINT"}.get(source, f"{source.upper()} local")
-        axes[0, 0].semilogy(t, np.maximum(data["loss"], 1e-300), label=label, **style)
+        axes[0, 0].semilogy(
+            t, np.maximum(data["loss"], loss_floor), label=label, **style
+        )
         for key in ("teacher_distance", "teacher_distance_tau_m"):
             if key in data:
                 which = "tau_m" if key.endswith("tau_m") else "weights"
@@ -843,7 +848,7 @@ def learning_figure(curves: dict[str, dict], settings: dict) -> bytes:
             for value in np.ravel(values):
                 ax.axhline(value, color="k", lw=0.8, ls=":")
     axes[0, 0].set_title(
-        f"loss: running mean of 1/2 |y - r_N|^2 over {settings['loss_window']:g}"
+        f"loss: running mean of 1/2 |y - r_N|^2 over {settings['loss_window']:.3g}"
     )
     axes[0, 1].set_title("relative distance to the teacher")
     axes[0, 1].axhline(settings["weight_tol_rel"], color="k", lw=0.8, ls=":")
