@@ -27,15 +27,23 @@ def draw(cell: str, output: str | None, force: bool) -> None:
     from vle_hw.outputs import check_writable
 
     if cell not in cell_names():
-        _fail(f"unknown cell {cell!r}; choose one of: {', '.join(cell_names())}.", 2)
+        _fail(
+            f"unknown cell {cell!r}; fix: choose one of: {', '.join(cell_names())}.",
+            EXIT_INPUT,
+        )
     path = Path(output) if output else Path(f"{cell}.svg")
     if path.suffix.lower() not in (".svg", ".png"):
-        _fail(f"output {path} must end in .svg or .png; got {path.suffix!r}.", 2)
+        _fail(
+            f"-o/--output {str(path)!r} has suffix {path.suffix or '(none)'!r}; fix: "
+            "end the file name in .svg or .png (that picks the format).",
+            EXIT_INPUT,
+        )
     try:
         check_writable([path], force)
         write_cell_drawing(cell, path)
     except OutputExistsError as exc:
         _fail(str(exc), EXIT_INPUT)
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_INPUT)
+        reason = exc.strerror if exc.strerror else None
+        _fail(f"cannot write {path}: {reason}" if reason else str(exc), EXIT_INPUT)
     click.echo(f"wrote {path}")

@@ -144,7 +144,9 @@ def train(spec, spice, out_dir, t_stop, adjoint_window, force) -> None:
         ReferenceSolveError,
         SpecError,
     )
+    from vle_hw.learning import TrainPaths
     from vle_hw.learning import train as run_train
+    from vle_hw.outputs import check_not_inputs, spec_inputs
 
     started = time.perf_counter()
     interrupted = {"flag": False}
@@ -164,6 +166,9 @@ def train(spec, spice, out_dir, t_stop, adjoint_window, force) -> None:
                 "the run length in model time units, e.g. --t-stop 400."
             )
         out = Path(out_dir) if out_dir else Path("vle_hw_out") / f"{parsed.name}_train"
+        check_not_inputs(
+            TrainPaths.default(out, parsed.name).files(spice), spec_inputs(spec, parsed)
+        )
         result = run_train(
             parsed,
             text,
@@ -216,9 +221,14 @@ def train(spec, spice, out_dir, t_stop, adjoint_window, force) -> None:
     )
     click.echo(f"curves {result.paths.json}\nfigure {result.paths.figure}")
     if not result.complete:
+        t_end = result.summary["ode"].get("t_end")
+        kept = [p for p in (result.paths.json, result.paths.figure) if p.exists()]
+        where = " and ".join(map(str, kept))
         click.echo(
-            f"interrupted at t = {result.summary['ode'].get('t_end')}: the partial "
-            f"curves are in {result.paths.json} and {result.paths.figure}",
+            f"interrupted at t = {t_end}: the partial curves are in {where}"
+            if t_end is not None
+            else f"interrupted before the first window finished: {where} holds "
+            "the settings and no curves",
             err=True,
         )
         raise SystemExit(EXIT_INTERRUPTED)

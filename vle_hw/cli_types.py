@@ -7,6 +7,16 @@ from pathlib import Path
 import click
 
 
+def _control_free(text: str, param, ctx, kind: click.ParamType) -> None:
+    """Refuse a path with control characters (newlines, terminal escapes)."""
+    if any(not ch.isprintable() for ch in text):
+        kind.fail(
+            f"{text!r} contains control characters; give a plain {kind.name} name",
+            param,
+            ctx,
+        )
+
+
 class OutputFile(click.ParamType):
     """A file to write: not empty, not a folder, not ending in a path separator.
 
@@ -19,6 +29,7 @@ class OutputFile(click.ParamType):
         text = str(value)
         if not text.strip():
             self.fail("an empty path; give a file name", param, ctx)
+        _control_free(text, param, ctx, self)
         if text.endswith(("/", "\\")) or Path(text).is_dir():
             self.fail(
                 f"{text!r} names a folder; give the path of a file inside it",
@@ -37,6 +48,7 @@ class OutputFolder(click.ParamType):
         text = str(value)
         if not text.strip():
             self.fail("an empty path; give a folder name, e.g. out", param, ctx)
+        _control_free(text, param, ctx, self)
         if Path(text).exists() and not Path(text).is_dir():
             self.fail(f"{text!r} is a file; give a folder", param, ctx)
         return text

@@ -51,6 +51,9 @@ _GAUSS_NODES = 8  # Gauss-Legendre nodes per solver step: exact to degree 15
 MAX_OMEGAS = 64
 MAX_SINE_PERIODS = 2000
 MAX_SPAN_TAU = 1000
+# LIMITATION(gradients): the windowed adjoint runs at most MAX_ADJOINT_WINDOWS windows
+#   (15 ms to 1 s each measured on LagLine / LagNet); more is refused up front.
+MAX_ADJOINT_WINDOWS = 10_000
 
 
 # --- parameters -------------------------------------------------------------------
@@ -1033,6 +1036,28 @@ def teacher_distance(network: Network) -> float | None:
     return math.sqrt(total)
 
 
+def check_adjoint_windows(span: float, window: float, name: str) -> None:
+    """Refuse an adjoint window that is not > 0 or makes too many windows.
+
+    Raises
+    ------
+    SpecError
+        Naming `name`, the value, the window count and the fix.
+    """
+    if not (math.isfinite(window) and window > 0):
+        raise SpecError(
+            f"{name} must be a number > 0, got {window!r}; fix: give the window "
+            "length in model time units, e.g. 10."
+        )
+    count = math.ceil(span / window)
+    if count > MAX_ADJOINT_WINDOWS:
+        raise SpecError(
+            f"{name} = {window:g} makes {count} adjoint windows over {span:g} model "
+            f"units, more than {MAX_ADJOINT_WINDOWS}; fix: give a window of at "
+            f"least {span / MAX_ADJOINT_WINDOWS:.3g} or a shorter run."
+        )
+
+
 def train_windowed_adjoint(
     network: Network,
     inputs: list[Signal],
@@ -1071,9 +1096,8 @@ def train_windowed_adjoint(
         ``step_rule``, ``wall_sec``, and ``complete`` (False when
         `should_stop` ended the run between two windows).
     """
-    if not (math.isfinite(window) and window > 0):
-        raise SpecError(f"window must be a number > 0, got {window!r}.")
     _check_window(t_start, t_stop, "t_start, t_stop")
+    check_adjoint_windows(t_stop - t_start, window, "window")
     eta = network.eta if eta is None else eta
     # LIMITATION(gradients): only weights and biases learn here; tau_m and tau_r
     #   stay fixed although their exact gradients are computed. Issue #3.

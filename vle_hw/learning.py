@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from vle_hw import __version__
 from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.network import Network, build_network
-from vle_hw.outputs import check_writable, write_atomic
+from vle_hw.outputs import check_not_inputs, check_writable, spec_inputs, write_atomic
 from vle_hw.reference import (
     TAU_M_FLOOR_REL,
     ReferenceSolution,
@@ -65,6 +65,10 @@ CURVE_POINTS = 2000  # default number of curve samples over the run
 CHUNKS = 40  # default number of ODE windows (what a Ctrl-C can lose at most)
 LOSS_SAMPLES_PER_WINDOW = 200
 SAVE_EVERY_SEC = 30.0  # partial curves are written at most this often during a run
+# LIMITATION(learning): a run holds at most MAX_CURVE_SAMPLES loss samples (200 per
+#   loss window) and curve points, so a run is at most 10 000 loss windows long
+#   (40 000 units of LagLine); longer runs are refused before any work.
+MAX_CURVE_SAMPLES = 2_000_000
 
 Progress = Callable[[str, float, float | None], None]
 
@@ -200,6 +204,33 @@ def _check_learns(spec: Spec, network: Network, spice: bool) -> None:
 
 
 # --- curves ---------------------------------------------------------------------
+
+
+def _check_sizes(t_stop, every, chunk, window, adjoint_window) -> None:
+    """Refuse runs whose sample counts would exhaust memory or run for days.
+
+    Raises
+    ------
+    SpecError
+        Naming --t-stop (or the setting at fault), the count and the fix.
+    """
+    from vle_hw.gradients import check_adjoint_windows
+
+    counts = {
+        "loss samples": (t_stop * LOSS_SAMPLES_PER_WINDOW / window, "window"),
+        "curve points": (t_stop / every, "every"),
+        "ODE windows": (t_stop / chunk, "chunk"),
+    }
+    for what, (count, knob) in counts.items():
+        if not count <= MAX_CURVE_SAMPLES:
+            longest = MAX_CURVE_SAMPLES * t_stop / count
+            raise SpecError(
+                f"--t-stop = {t_stop:g} needs {count:.3g} {what}, more than the "
+                f"{MAX_CURVE_SAMPLES} a train run holds; fix: give --t-stop at most "
+                f"{longest:.4g} model units (library callers: or a larger {knob})."
+            )
+    if adjoint_window is not None:
+        check_adjoint_windows(t_stop, adjoint_window, "--adjoint-window")
 
 
 def _parameters(network: Network, states: np.ndarray, model) -> dict[str, np.ndarray]:
@@ -424,7 +455,9 @@ def train(
         window = min(default_window, t_stop)
     else:
         window_reason = "given by the caller"
+    _check_sizes(t_stop, every, chunk, window, adjoint_window)
     paths = TrainPaths.default(out_dir, spec.name)
+    check_not_inputs(paths.files(spice), spec_inputs(None, spec))
     deck = None
     if spice:
         from vle_hw.pipeline import _deck
@@ -555,7 +588,7 @@ def train(
         complete = False
     except BaseException:
         if handle is not None:
-            handle.process.kill()
+            handle.stop()
         raise
     timings["ode_sec"] = time.perf_counter() - t0
 
@@ -564,7 +597,7 @@ def train(
             asked = should_stop is not None and should_stop()
             if not asked and handle.finished_badly():
                 handle.result()  # raises the circuit run's own error
-            handle.process.kill()
+            handle.stop()
         result = partial_result()
         result.timings["total_sec"] = time.perf_counter() - started
         _write_outputs(paths, result)
@@ -592,7 +625,7 @@ def train(
         result.summary["adjoint"] = _summary(adjoint)
         if not adjoint.pop("complete"):
             if handle is not None:
-                handle.process.kill()
+                handle.stop()
             result.complete = False
             result.info["stopped"] = "during the adjoint run"
             result.timings["total_sec"] = time.perf_counter() - started
@@ -616,7 +649,7 @@ def train(
             if on_progress is not None:
                 on_progress("spice", time.perf_counter() - spice_started, None)
             if should_stop is not None and should_stop():
-                handle.process.kill()
+                handle.stop()
                 result.complete = False
                 result.timings["total_sec"] = time.perf_counter() - started
                 result.info["stopped"] = "while waiting for ngspice"
@@ -860,7 +893,8 @@ def learning_figure(curves: dict[str, dict], settings: dict) -> bytes:
     for ax in axes.ravel():
         if ax.has_data():
             ax.set_xlabel("t (model units)")
-            ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:  # no teacher: nothing labelled
+                ax.legend(fontsize=7)
     if not curves["ode"].get("biases"):
         axes[1, 1].set_visible(False)
     buffer = io.BytesIO()

@@ -144,6 +144,13 @@ class RunHandle:
             self.timed_out.set()
             self.process.kill()
 
+    def stop(self) -> None:
+        """Kill the worker and drop its hand-off files; the ngspice log stays."""
+        self.process.kill()
+        self.process.join()
+        for handoff in ("status.json", "vectors.npz"):
+            (self.out_dir / handoff).unlink(missing_ok=True)
+
     def finished_badly(self) -> bool:
         """True once the worker has timed out, crashed or reported a failure."""
         if self.timed_out.is_set():
