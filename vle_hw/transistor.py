@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vle_hw import __version__
+from vle_hw.cells import Cell
 
 if TYPE_CHECKING:
     from vle_hw.circuit import CircuitPlan
@@ -169,29 +170,16 @@ def model_text() -> str:
 
 # --- cells ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MosCell:
-    """A MOS subcircuit: name, ports, parameters with defaults, body, doc.
+class MosCell(Cell):
+    """A MOS subcircuit: a `Cell` with what its characterisation needs.
 
-    `ideal` is the function the cell implements in model units and `kind`
-    says how to characterise it ("phi", "dphi", "multiplier", "ota").
+    `kind` says how to characterise it ("phi", "dphi", "multiplier", "ota"),
+    `phi` names the nonlinearity a phi cell implements, `devices` counts its MOS.
     """
 
-    name: str
-    ports: tuple[str, ...]
-    params: dict[str, float]
-    body: tuple[str, ...]
-    doc: str
-    kind: str
+    kind: str = ""
     phi: str = ""
     devices: int = 0
-
-    def text(self) -> str:
-        params = " ".join(f"{k}={v!r}" for k, v in self.params.items())
-        lines = [f"* {line}" for line in self.doc.splitlines()]
-        lines.append(f".subckt {self.name} {' '.join(self.ports)} params: {params}")
-        lines += list(self.body)
-        lines.append(f".ends {self.name}")
-        return "\n".join(lines) + "\n"
 
 
 def _mos(name: str, d: str, g: str, s: str, b: str, width: str = "") -> str:
