@@ -66,8 +66,20 @@ def build_deck(spec: Spec, spec_text: str, level: str = "behavioural") -> Deck:
     )
 
 
-def _deck(spec, spec_text, network, inputs, targets, level="behavioural") -> Deck:
-    """The deck from parts already built (verify builds them once for both sides)."""
+def _deck(
+    spec,
+    spec_text,
+    network,
+    inputs,
+    targets,
+    level="behavioural",
+    transform: Callable[[CircuitPlan], CircuitPlan] | None = None,
+) -> Deck:
+    """The deck from parts already built (verify builds them once for both sides).
+
+    `transform`, if given, rewrites the plan before it is written (a study's
+    mismatch, leakage, quantisation and noise: :func:`vle_hw.perturb.perturb_plan`).
+    """
     if network.eta_tau > 0:
         # LIMITATION(circuit): the behavioural deck has fixed membrane time
         #   constants. Consequence: tau_m learning runs in the ODE reference only.
@@ -90,6 +102,8 @@ def _deck(spec, spec_text, network, inputs, targets, level="behavioural") -> Dec
     header = {"tool_version": __version__, "spec_hash": spec_hash(spec_text)}
     try:
         plan = LEVELS[level](spec, network, inputs, targets, header)
+        if transform is not None:
+            plan = transform(plan)
         return write_deck(plan)
     except (ZeroDivisionError, OverflowError, FloatingPointError) as exc:
         raise SpecError(_NOT_FINITE.format(exc=exc)) from None

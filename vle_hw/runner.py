@@ -1,10 +1,12 @@
 """Run a deck in real ngspice (shared library, through PySpice) in a worker process.
 
 ngspice is one instance per process and a crash takes its process with it, so
-every run gets a fresh spawned worker with a timeout. The worker loads the deck
-text, runs it, and writes the probed vectors to an ``.npz`` file and the full
-ngspice output to a log beside it; the parent reads the vectors back into model
-units through the deck's probe map. This is the only module that touches
+every run gets a fresh worker process (:func:`_main`, given a job file) with a
+timeout. It is a subprocess, not a multiprocessing child, so that a daemonic
+process (a Dask worker) can start it too. The worker loads the deck text, runs
+it, and writes the probed vectors to an ``.npz`` file and the full ngspice output
+to a log beside it; the parent reads the vectors back into model units through
+the deck's probe map. This is the only module that touches
 ngspice or PySpice; another engine can replace it behind ``start_run``.
 """
 
@@ -13,10 +15,11 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import multiprocessing
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +39,10 @@ _TIME_IN_LOG = re.compile(r"\btime\s*=\s*([0-9.]+e[-+]?[0-9]+|[0-9.]+)")
 OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
 MOS_MARK = ".subckt vle_mos_"  # the transistor level's cells in a deck
 _HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
+_HANDOFF = ("status.json", "vectors.npz", "job.json")
+_WORKER_CALL = (
+    "import sys; from vle_hw.runner import _main; sys.exit(_main(sys.argv[1:]))"
+)
 
 
 def find_ngspice_library() -> str:
@@ -127,6 +134,34 @@ def _save_vectors(ngspice, vectors: list[str], out: Path) -> dict:
     return {"ok": True, "points": int(len(arrays["time"]))}
 
 
+class WorkerProcess:
+    """The worker subprocess, with the few process calls the handle needs."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
 @dataclass
 class RunHandle:
     """A running ngspice worker; ``result()`` waits and returns the trace."""
@@ -134,7 +169,7 @@ class RunHandle:
     deck: Deck
     deck_path: Path
     out_dir: Path
-    process: multiprocessing.Process
+    process: WorkerProcess
     timeout_sec: float
     started: float
     timed_out: threading.Event = field(default_factory=threading.Event)
@@ -148,7 +183,7 @@ class RunHandle:
         """Kill the worker and drop its hand-off files; the ngspice log stays."""
         self.process.kill()
         self.process.join()
-        for handoff in ("status.json", "vectors.npz"):
+        for handoff in _HANDOFF:
             (self.out_dir / handoff).unlink(missing_ok=True)
 
     def finished_badly(self) -> bool:
@@ -313,19 +348,29 @@ def start_run(
     """
     library = find_ngspice_library()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("status.json", "vectors.npz"):
+    for stale in _HANDOFF:
         (out_dir / stale).unlink(missing_ok=True)
     (out_dir / "ngspice.log").write_text(
         f"vle_hw: ngspice run of {deck_path}, timeout {timeout_sec:g} s\n",
         encoding="utf-8",
     )
     vectors = sorted({probe.vector for probe in deck.probes})
-    context = multiprocessing.get_context("spawn")
-    process = context.Process(
-        target=_worker, args=(deck.text, vectors, str(out_dir), library), daemon=True
+    job = out_dir / "job.json"
+    job.write_text(
+        json.dumps({"deck": deck.text, "vectors": vectors, "library": library}),
+        encoding="utf-8",
     )
     started = time.perf_counter()
-    process.start()
+    # Python's own output (a traceback before ngspice starts) joins the log.
+    with open(out_dir / "ngspice.log", "ab") as log_file:
+        process = WorkerProcess(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER_CALL, str(job.resolve())],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+            )
+        )
     log.info("ngspice start deck=%s timeout_sec=%g", deck_path, timeout_sec)
     handle = RunHandle(deck, deck_path, out_dir, process, timeout_sec, started)
     # The deadline holds even while the caller is busy (the ODE reference runs
@@ -339,3 +384,12 @@ def start_run(
 def run_deck(deck: Deck, deck_path: Path, out_dir: Path, timeout_sec: float) -> Trace:
     """Run `deck` in ngspice and return its trace (blocking)."""
     return start_run(deck, deck_path, out_dir, timeout_sec).result()
+
+
+def _main(argv: list[str]) -> int:
+    """Worker entry point, given the job file that start_run wrote."""
+    job_path = Path(argv[0])
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    job_path.unlink(missing_ok=True)
+    _worker(job["deck"], job["vectors"], str(job_path.parent), job["library"])
+    return 0

@@ -1083,7 +1083,17 @@ def parse_spec_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Spe
     ...
     vle_hw.errors.SpecError: s.yaml: name must be a plain lower-case identifier ...
     """
-    data = _parse_text(text, source, fmt)
+    return validate_spec_data(_parse_text(text, source, fmt), source)
+
+
+def validate_spec_data(data: Any, source: str) -> Spec:
+    """Validate already-parsed spec data (a study's base spec with its knobs set).
+
+    Raises
+    ------
+    SpecError
+        As :func:`parse_spec_text`, each line naming the field, value and fix.
+    """
     if not isinstance(data, dict):
         found = (
             "an empty file"
@@ -1138,50 +1148,79 @@ def load_spec(path: str | Path | None = None) -> tuple[Spec, str]:
     if path is None:
         text = default_spec_text()
         return parse_spec_text(text, f"(default {DEFAULT_SPEC_NAME})", "yaml"), text
+    path = Path(path) if str(path).strip() else path
+    text, fmt = read_user_file(
+        path,
+        "spec file",
+        "leave SPEC out to use the built-in LagLine example",
+    )
+    spec = parse_spec_text(text, str(path), fmt)
+    _resolve_csv_paths(spec, path.parent, str(path))
+    return spec, text
+
+
+def read_user_file(
+    path: str | Path, what: str, default_hint: str
+) -> tuple[str, Literal["yaml", "toml"]]:
+    """Read a user's YAML or TOML file as text, with errors that name the fix.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.yaml``, ``.yml`` or ``.toml`` file.
+    what : str
+        What the file is, for messages ("spec file", "study file").
+    default_hint : str
+        How to do without the file, for the messages on a missing file.
+
+    Raises
+    ------
+    SpecError
+        If the path is empty, missing, a folder or a device, too large, not
+        UTF-8 or has an unknown extension.
+    """
     if not str(path).strip():
         raise SpecError(
-            "spec file: an empty path; fix: give a .yaml, .yml or .toml file, or "
-            "leave SPEC out to use the built-in LagLine example."
+            f"{what}: an empty path; fix: give a .yaml, .yml or .toml file, or "
+            f"{default_hint}."
         )
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".yaml", ".yml", ".toml"}:
         raise SpecError(
-            f"spec file {str(path)!r}: unknown extension {suffix or '(none)'!r}; "
+            f"{what} {str(path)!r}: unknown extension {suffix or '(none)'!r}; "
             "fix: name it .yaml, .yml or .toml to say how it is written."
         )
     try:
         if path.exists() and not path.is_dir() and not path.is_file():
             raise SpecError(
-                f"spec file {str(path)!r} is not a regular file (a device, pipe or "
-                "socket); fix: give a spec file."
+                f"{what} {str(path)!r} is not a regular file (a device, pipe or "
+                f"socket); fix: give a {what}."
             )
         if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
             raise SpecError(
-                f"spec file {str(path)!r} is {path.stat().st_size} bytes, above "
+                f"{what} {str(path)!r} is {path.stat().st_size} bytes, above "
                 f"{MAX_SPEC_BYTES}; fix: put large sample tables in a CSV file."
             )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
-            f"spec file {str(path)!r} does not exist; fix: check the path "
-            "(run without a spec to use the built-in LagLine example)."
+            f"{what} {str(path)!r} does not exist; fix: check the path "
+            f"({default_hint})."
         ) from None
     except IsADirectoryError:
         raise SpecError(
-            f"spec file {str(path)!r} is a folder; fix: give the spec file in it."
+            f"{what} {str(path)!r} is a folder; fix: give the {what} in it."
         ) from None
     except UnicodeDecodeError as exc:
         raise SpecError(
-            f"spec file {str(path)!r} is not UTF-8 text ({exc.reason} at byte "
+            f"{what} {str(path)!r} is not UTF-8 text ({exc.reason} at byte "
             f"{exc.start}); fix: save it as UTF-8."
         ) from None
     except (OSError, ValueError) as exc:
-        raise SpecError(f"spec file {str(path)!r} cannot be read: {exc}.") from None
+        raise SpecError(f"{what} {str(path)!r} cannot be read: {exc}.") from None
     fmt: Literal["yaml", "toml"] = "toml" if suffix == ".toml" else "yaml"
-    spec = parse_spec_text(text, str(path), fmt)
-    _resolve_csv_paths(spec, path.parent, str(path))
-    return spec, text
+    return text, fmt
 
 
 def _resolve_csv_paths(spec: Spec, base: Path, source: str) -> None:
