@@ -277,6 +277,7 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
 def _register() -> None:
     """Add the commands that live in their own modules (they import names above)."""
     from vle_hw.cli_draw import draw
+    from vle_hw.cli_explore import explore
     from vle_hw.cli_gradients import gradients
     from vle_hw.cli_spec import spec_command
     from vle_hw.cli_train import train
@@ -285,6 +286,7 @@ def _register() -> None:
     main.add_command(gradients)
     main.add_command(train)
     main.add_command(draw)
+    main.add_command(explore)
 
 
 _register()
