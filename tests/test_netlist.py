@@ -161,3 +161,22 @@ def test_cell_library_blocks_are_written_and_checked():
         plan.library = [bad]
         with pytest.raises(ValueError, match="not a cell definition"):
             write_deck(plan)
+
+
+def test_spice_template_fills_checked_nodes_and_matches_direct_printing():
+    from vle_hw.spice_expr import SpiceTemplate, node_voltage, to_spice
+
+    template = SpiceTemplate(lambda a, b: 0.5 * a * b + 2.0 * a, 2)
+    filled = template.fill("w_l1_i0_j0", "x_n0")
+    direct = to_spice(
+        0.5 * node_voltage("w_l1_i0_j0") * node_voltage("x_n0")
+        + 2.0 * node_voltage("w_l1_i0_j0")
+    )
+    assert sorted(filled.replace("*", " ").split()) == sorted(
+        direct.replace("*", " ").split()
+    )
+    for bad in ("x)\n.control", "X_n0", "", "a b", "v(x)"):
+        with pytest.raises(ValueError, match="not a plain lower-case identifier"):
+            template.fill("w_l1_i0_j0", bad)
+    with pytest.raises(ValueError, match="takes 2 nodes"):
+        template.fill("w_l1_i0_j0")

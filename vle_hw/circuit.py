@@ -36,7 +36,13 @@ from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.network import Layer, Network
 from vle_hw.signals import T_MODEL, Analytic, Pwl, Signal, SineSum
 from vle_hw.spec import Spec
-from vle_hw.spice_expr import current_time, node_voltage, number, to_spice
+from vle_hw.spice_expr import (
+    SpiceTemplate,
+    current_time,
+    node_voltage,
+    number,
+    to_spice,
+)
 
 PWL_WARN_POINTS = 5000
 MAX_STEPS = 5e6  # ngspice keeps every point of every saved vector in memory
@@ -421,6 +427,12 @@ def _forward_layer(
 ) -> list[Element]:
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
     who = "teacher_" if prefix else ""
+    # I = g_sum s_x * (w / s_w) * (r_pre / s_x), one template for every synapse
+    synapse = SpiceTemplate(lambda w, r: (g_sum / s_w) * w * r, 2)
+    # neurons with the same (tau_m, tau_r, gamma) share their derived cell: the
+    # sympy work is done once per distinct parameter set, not once per neuron
+    cells: dict[tuple[float, ...], tuple[FirstOrder, SpiceTemplate, SpiceTemplate]]
+    cells = {}
     out = []
     for i in range(layer.size):
         tag = _tag(layer.index, i)
@@ -438,13 +450,8 @@ def _forward_layer(
             name = f"{prefix}syn_l{layer.index}_i{i}_j{j}"
             if plastic:
                 w_node = f"w_l{layer.index}_i{i}_j{j}"
-                k = g_sum * s_x / s_w / s_x
                 out.append(
-                    _bi_into(
-                        f"b{name}",
-                        isyn,
-                        k * node_voltage(w_node) * node_voltage(pre),
-                    )
+                    Element(f"b{name}", ("0", isyn), f"i = {synapse.fill(w_node, pre)}")
                 )
             else:
                 gain = g_sum * float(layer.weights[i, j])
@@ -467,11 +474,11 @@ def _forward_layer(
                         f"dc {number(g_sum * s_x * float(layer.biases[i]))}",
                     )
                 )
+        key = tuple(params.values())
+        if key not in cells:
+            cells[key] = _neuron_cell(eq, params, with_errors, s_x, s_e)
+        fo, up_text, r_text = cells[key]
         # membrane (F1): a first-order node read off du/dt
-        rate = eq.du_dt.subs(params)
-        if not with_errors:
-            rate = rate.subs(d.e, 0)
-        fo = first_order(rate, d.u, [d.I_syn, d.e])
         out += _node_cell(
             f"{prefix}mem_{tag}",
             u_node,
@@ -482,16 +489,16 @@ def _forward_layer(
             s_x,
         )
         # prospective readout (F2) and rate (F3)
-        up_expr = eq.u_prosp.subs(params).subs(
-            {
-                d.u: node_voltage(u_node) / s_x,
-                d.I_syn: node_voltage(isyn) / s_x,
-                d.e: (node_voltage(e_node) / s_e) if with_errors else 0,
-            }
+        out.append(
+            Element(
+                f"b{prefix}uprosp_{tag}",
+                (up_node, "0"),
+                f"v = {up_text.fill(u_node, isyn, e_node)}",
+            )
         )
-        out.append(_bv(f"b{prefix}uprosp_{tag}", up_node, s_x * up_expr))
-        r_expr = eq.phi.subs(d.u_prosp, node_voltage(up_node) / s_x)
-        out.append(_bv(f"b{prefix}r_{tag}", r_node, s_x * r_expr))
+        out.append(
+            Element(f"b{prefix}r_{tag}", (r_node, "0"), f"v = {r_text.fill(up_node)}")
+        )
         for name, node in (("u", u_node), ("u_prosp", up_node), ("r", r_node)):
             plan.probes.append(Probe(f"{who}{name}_{tag}", node, 1.0 / s_x))
         if with_errors and plastic:
@@ -501,6 +508,69 @@ def _forward_layer(
         if with_errors and plastic and layer.biases is not None:
             plan.initial[f"b_{tag}"] = float(layer.biases[i]) * s_w
     return out
+
+
+def _neuron_cell(
+    eq: d.LocalEquations,
+    params: dict[sp.Symbol, float],
+    with_errors: bool,
+    s_x: float,
+    s_e: float,
+) -> tuple[FirstOrder, SpiceTemplate, SpiceTemplate]:
+    """The membrane node and the B-source texts of one neuron's parameter set.
+
+    Slots: u_prosp reads (u, I_syn, e); r reads u_prosp.
+    """
+    rate = eq.du_dt.subs(params)
+    if not with_errors:
+        rate = rate.subs(d.e, 0)
+    fo = first_order(rate, d.u, [d.I_syn, d.e])
+    u_prosp = eq.u_prosp.subs(params)
+    up_text = SpiceTemplate(
+        lambda u, isyn, e: (
+            s_x
+            * u_prosp.subs(
+                {
+                    d.u: u / s_x,
+                    d.I_syn: isyn / s_x,
+                    d.e: (e / s_e) if with_errors else 0,
+                }
+            )
+        ),
+        3,
+    )
+    r_text = SpiceTemplate(lambda up: s_x * eq.phi.subs(d.u_prosp, up / s_x), 1)
+    return fo, up_text, r_text
+
+
+def _error_cell(
+    eq: d.LocalEquations,
+    params: dict[sp.Symbol, float],
+    output: bool,
+    s_x: float,
+    s_e: float,
+) -> tuple[FirstOrder, SpiceTemplate, SpiceTemplate]:
+    """The error node and B-source texts of one error unit's parameter set.
+
+    Slots: alpha reads (u_prosp, y) at the output and (u_prosp, fb) in a hidden
+    layer; e reads (v, alpha).
+    """
+    if output:
+        alpha = eq.alpha_output.subs(params)
+        alpha_text = SpiceTemplate(
+            lambda up, y: s_e * alpha.subs({d.u_prosp: up / s_x, d.y: y / s_x}), 2
+        )
+    else:
+        alpha = eq.alpha_hidden.subs(params)
+        alpha_text = SpiceTemplate(
+            lambda up, fb: s_e * alpha.subs({d.u_prosp: up / s_x, d.fb: fb / s_e}), 2
+        )
+    fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
+    e_expr = eq.e.subs(params)
+    e_text = SpiceTemplate(
+        lambda v, a: s_e * e_expr.subs({d.v: v / s_e, d.alpha: a / s_e}), 2
+    )
+    return fo, alpha_text, e_text
 
 
 def _error_units(
@@ -515,6 +585,10 @@ def _error_units(
     plan: CircuitPlan,
 ) -> list[Element]:
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
+    # fb current g_sum s_e * (w / s_w) * (e_next / s_e), one template per layer
+    backward = SpiceTemplate(lambda w, e: (g_sum / s_w) * w * e, 2)
+    cells: dict[tuple[float, ...], tuple[FirstOrder, SpiceTemplate, SpiceTemplate]]
+    cells = {}
     out = []
     for i in range(layer.size):
         tag = _tag(layer.index, i)
@@ -523,15 +597,14 @@ def _error_units(
             d.tau_r: float(layer.tau_r[i]),
             d.beta: network.beta,
         }
-        up = node_voltage(f"uprosp_{tag}") / s_x
+        key = tuple(params.values())
+        if key not in cells:
+            cells[key] = _error_cell(eq, params, next_layer is None, s_x, s_e)
+        fo, alpha_text, e_text = cells[key]
+        up_node = f"uprosp_{tag}"
         alpha_node, v_node, e_node = f"alpha_{tag}", f"v_{tag}", f"e_{tag}"
         if next_layer is None:
-            alpha = eq.alpha_output.subs(params).subs(
-                {
-                    d.u_prosp: up,
-                    d.y: node_voltage(f"y_n{i}") / s_x,
-                }
-            )
+            alpha = alpha_text.fill(up_node, f"y_n{i}")
         else:
             # backward sum fb = W_next^T e_next, by KCL on a resistor
             fb_node = f"fb_{tag}"
@@ -542,10 +615,10 @@ def _error_units(
                 if next_plastic:
                     w_node = f"w_l{next_layer.index}_i{k}_j{i}"
                     out.append(
-                        _bi_into(
+                        Element(
                             f"b{name}",
-                            fb_node,
-                            (g_sum / s_w) * node_voltage(w_node) * node_voltage(e_next),
+                            ("0", fb_node),
+                            f"i = {backward.fill(w_node, e_next)}",
                         )
                     )
                 else:
@@ -556,25 +629,14 @@ def _error_units(
                                 f"g{name}", ("0", fb_node, e_next, "0"), number(gain)
                             )
                         )
-            alpha = eq.alpha_hidden.subs(params).subs(
-                {
-                    d.u_prosp: up,
-                    d.fb: node_voltage(fb_node) / s_e,
-                }
-            )
-        out.append(_bv(f"balpha_{tag}", alpha_node, s_e * alpha))
+            alpha = alpha_text.fill(up_node, fb_node)
+        out.append(Element(f"balpha_{tag}", (alpha_node, "0"), f"v = {alpha}"))
         # error unit (B2): first-order node read off dv/dt; readout e (B3)
-        fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
         out += _node_cell(
             f"err_{tag}", v_node, fo, {d.alpha: (alpha_node, s_e)}, scales, c_mem, s_e
         )
-        e_expr = eq.e.subs(params).subs(
-            {
-                d.v: node_voltage(v_node) / s_e,
-                d.alpha: node_voltage(alpha_node) / s_e,
-            }
-        )
-        out.append(_bv(f"be_{tag}", e_node, s_e * e_expr))
+        e_value = f"v = {e_text.fill(v_node, alpha_node)}"
+        out.append(Element(f"be_{tag}", (e_node, "0"), e_value))
         plan.probes.append(Probe(f"v_{tag}", v_node, 1.0 / s_e))
         plan.probes.append(Probe(f"e_{tag}", e_node, 1.0 / s_e))
     return out
@@ -592,19 +654,29 @@ def _plasticity(
     """Weight capacitors integrating C s_w / s_t * dW/dt (and db/dt)."""
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
     to_current = c_weight * s_w / scales.time_sec
+    # the derived dW/dt, printed once with slots for the error and rate nodes
+    weight_rate = SpiceTemplate(
+        lambda e, r: (
+            to_current
+            * eq.dW_dt.subs({d.eta: network.eta, d.e: e / s_e, d.r_pre: r / s_x})
+        ),
+        2,
+    )
     out = []
     for i in range(layer.size):
-        e = node_voltage(f"e_{_tag(layer.index, i)}") / s_e
+        e_node = f"e_{_tag(layer.index, i)}"
+        e = node_voltage(e_node) / s_e
         for j, pre in enumerate(pre_nodes):
             w_node = f"w_l{layer.index}_i{i}_j{j}"
-            rate = eq.dW_dt.subs(
-                {d.eta: network.eta, d.e: e, d.r_pre: node_voltage(pre) / s_x}
-            )
             out.append(
                 Element(f"cw_l{layer.index}_i{i}_j{j}", (w_node, "0"), number(c_weight))
             )
             out.append(
-                _bi_into(f"bw_l{layer.index}_i{i}_j{j}", w_node, to_current * rate)
+                Element(
+                    f"bw_l{layer.index}_i{i}_j{j}",
+                    ("0", w_node),
+                    f"i = {weight_rate.fill(e_node, pre)}",
+                )
             )
             plan.probes.append(Probe(w_node, w_node, 1.0 / s_w))
         if layer.biases is not None:

@@ -136,3 +136,38 @@ def to_spice(expr: sp.Expr) -> str:
     if not isinstance(expr, sp.Basic):
         expr = sp.Float(float(expr))
     return _SpicePrinter({"order": "lex"}).doprint(expr)
+
+
+class SpiceTemplate:
+    """An expression printed once, whose node voltages are filled in per element.
+
+    The per-synapse B-sources of a layer share one expression and differ only in
+    their nodes; printing it through sympy once per synapse made deck writing
+    slow (about 1 000 elements/s). The template prints it once with slot nodes
+    and fills each slot by text replacement, after the same name check as
+    :func:`node_voltage`.
+
+    Examples
+    --------
+    >>> t = SpiceTemplate(lambda a, b: 2.0 * a * b, 2)
+    >>> t.fill("w_l1_i0_j0", "x_n0")
+    '2.0*v(w_l1_i0_j0)*v(x_n0)'
+    """
+
+    def __init__(self, build, slots: int):
+        names = [f"slot{k}zz" for k in range(slots)]
+        self._text = to_spice(build(*(node_voltage(name) for name in names)))
+        # a slot the expression does not use (e.g. eta = 0) is simply not filled
+        self._marks = [f"v({name})" for name in names]
+
+    def fill(self, *nodes: str) -> str:
+        if len(nodes) != len(self._marks):
+            raise ValueError(f"template takes {len(self._marks)} nodes, not {nodes}")
+        text = self._text
+        for mark, node in zip(self._marks, nodes, strict=True):
+            if not NODE_PATTERN.fullmatch(node):
+                raise ValueError(
+                    f"node name {node!r} is not a plain lower-case identifier"
+                )
+            text = text.replace(mark, f"v({node})")
+        return text
