@@ -450,6 +450,11 @@ class _client:
     def __enter__(self):
         from dask.distributed import Client, LocalCluster
 
+        # distributed sets its own loggers to INFO on import, and its shutdown
+        # logs closed connections with tracebacks; a study's terminal shows only
+        # its errors, unless the user asked for debug output (vle-hw -vv).
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("distributed").setLevel(logging.ERROR)
         if self.scheduler:
             try:
                 self.client = Client(self.scheduler, timeout="20s")
