@@ -34,6 +34,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -595,14 +596,17 @@ def sample_seed(study_seed: int, sample: int | None) -> int:
 def _expand(
     study: StudyFile, source: str, base_data: dict, base_source: str, base_dir: Path
 ) -> list[RunTask]:
-    points = _points(study)
     samples = study.monte_carlo.samples if study.monte_carlo else None
-    count = len(points) * (samples or 1)
+    # Count before expanding: a few long axes cross to billions of points.
+    n_points = math.prod(len(next(iter(axis.values()))) for axis in study.sweep)
+    count = n_points * (samples or 1)
     if count > MAX_RUNS:
         raise SpecError(
-            f"{source}: the study expands to {count} runs, above {MAX_RUNS}; fix: "
-            "fewer sweep values or Monte Carlo samples."
+            f"{source}: the study expands to {count} runs ({n_points} sweep "
+            f"point(s) x monte_carlo.samples = {samples or 1}), above {MAX_RUNS}; "
+            "fix: fewer sweep values or Monte Carlo samples."
         )
+    points = _points(study)
     corners = (
         study.corners
         if study.corners is not None
