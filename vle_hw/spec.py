@@ -731,8 +731,21 @@ def _pick_member(
 def _path_text(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + printable(part)
     return text or "the spec"
+
+
+def printable(text: str) -> str:
+    """`text` with control and other non-printable characters escaped as Python
+    does (a key with a newline must not start a new line of an error message).
+
+    >>> printable("a\\nb")
+    'a\\\\nb'
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -1253,7 +1266,10 @@ def read_user_file(
             f"{exc.start}); fix: save it as UTF-8."
         ) from None
     except (OSError, ValueError) as exc:
-        raise SpecError(f"{what} {str(path)!r} cannot be read: {exc}.") from None
+        raise SpecError(
+            f"{what} {str(path)!r} cannot be read: {exc}; fix: check the path "
+            f"and the file's permissions ({default_hint})."
+        ) from None
     fmt: Literal["yaml", "toml"] = "toml" if suffix == ".toml" else "yaml"
     return text, fmt
 

@@ -52,6 +52,7 @@ from vle_hw.spec import (
     _parse_text,
     _resolve_csv_paths,
     default_spec_text,
+    printable,
     read_user_file,
     validate_spec_data,
 )
@@ -294,11 +295,11 @@ def _study_errors(exc: ValidationError, source: str, data: Any) -> str:
     errors = exc.errors()
     by_place: dict[str, list[dict]] = {}
     for error in errors:
-        where = ".".join(_user_path(error["loc"])) or "(top level)"
+        where = printable(".".join(_user_path(error["loc"]))) or "(top level)"
         by_place.setdefault(where, []).append(error)
     lines = []
     for error in errors:
-        where = ".".join(_user_path(error["loc"])) or "(top level)"
+        where = printable(".".join(_user_path(error["loc"]))) or "(top level)"
         value = error.get("input")
         shown = repr(value) if not isinstance(value, dict) else "a mapping"
         if len(shown) > 60:
@@ -401,7 +402,7 @@ def _check_knobs(study: StudyFile, source: str) -> None:
                 )
             seen[name] = place
             values = value if place != "fixed" else [value]
-            _check_knob(name, values, f"{place}.{name}", source, study)
+            _check_knob(name, values, f"{place}.{printable(name)}", source, study)
     _check_references(study, source)
 
 
