@@ -521,8 +521,9 @@ def _check_references(study: StudyFile, source: str) -> None:
     for where, name, kind in refs:
         if kind == "knob" and name not in knobs:
             raise SpecError(
-                f"{source}: {where} = {name!r} is not a knob of this study; fix: "
-                f"one of {sorted(knobs) or '(none: add a sweep)'}."
+                f"{source}: {where} = {name!r} is not a knob of this study (its "
+                "knobs are the keys of fixed and sweep); fix: one of "
+                f"{sorted(knobs) or '(none: add a sweep)'}."
             )
         if kind == "metric" and name not in metrics:
             groups = ", ".join(study.metrics)
