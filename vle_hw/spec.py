@@ -433,9 +433,11 @@ def _check_network(spec: Spec) -> None:
     synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     if neurons > MAX_NEURONS or synapses > MAX_SYNAPSES:
         raise ValueError(
-            f"network.layers: {neurons} neurons and {synapses} synapses, above the "
-            f"limit of {MAX_NEURONS} neurons and {MAX_SYNAPSES} synapses that the "
-            "ODE reference and an ngspice deck can handle; fix: use smaller layers"
+            f"network.layers: {neurons} neurons and {synapses} synapses (each "
+            f"layer's size: {sizes[1:]}, after network.inputs = {net.inputs}), "
+            f"above the limit of {MAX_NEURONS} neurons and {MAX_SYNAPSES} synapses "
+            "that the ODE reference and an ngspice deck can handle; fix: "
+            "use smaller layers"
         )
     _check_matrices(net.weights, sizes, "network.weights")
     _check_biases(net.biases, sizes, "network.biases")
@@ -729,8 +731,21 @@ def _pick_member(
 def _path_text(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + printable(part)
     return text or "the spec"
+
+
+def printable(text: str) -> str:
+    """`text` with control and other non-printable characters escaped as Python
+    does (a key with a newline must not start a new line of an error message).
+
+    >>> printable("a\\nb")
+    'a\\\\nb'
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -936,7 +951,27 @@ class _SpecLoader(yaml.SafeLoader):
                     f"found the key {key!r} twice",
                     key_node.start_mark,
                 )
-        return super().construct_mapping(node, deep=deep)
+        try:
+            return super().construct_mapping(node, deep=deep)
+        except yaml.constructor.ConstructorError as exc:
+            _name_the_key(exc, node)
+            raise
+
+
+def _name_the_key(exc: yaml.constructor.ConstructorError, node: yaml.MappingNode):
+    """Say which key's value a bad scalar is (the innermost mapping names it)."""
+    mark = exc.problem_mark
+    if exc.context is not None or mark is None:
+        return
+    for key_node, value_node in node.value:
+        if (
+            value_node.start_mark.index
+            <= mark.index
+            < max(value_node.end_mark.index, value_node.start_mark.index + 1)
+        ):
+            exc.context = f"the value of {key_node.value!r}"
+            exc.context_mark = key_node.start_mark
+            return
 
 
 # Numbers as YAML 1.2 reads them: decimal only. YAML 1.1 would read 010 as 8,
@@ -952,10 +987,22 @@ _SpecLoader.yaml_implicit_resolvers = {
 _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
 )
-_SpecLoader.add_constructor(
-    "tag:yaml.org,2002:int",
-    lambda loader, node: int(loader.construct_scalar(node), 10),
-)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    try:
+        return int(text, 10)
+    except ValueError:  # more digits than Python converts (sys.int_info)
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"the whole number {text[:20]}... has {len(text)} digits, too many to read",
+            node.start_mark,
+        ) from None
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -988,6 +1035,7 @@ _YAML_HINTS = {
     "constructor for the tag": "remove the !! tag; a spec holds plain values only",
     "mapping values are not allowed": "quote text that holds ': ', or fix the "
     "indentation",
+    "too many to read": "write a number within the field's range",
 }
 
 
@@ -1218,7 +1266,10 @@ def read_user_file(
             f"{exc.start}); fix: save it as UTF-8."
         ) from None
     except (OSError, ValueError) as exc:
-        raise SpecError(f"{what} {str(path)!r} cannot be read: {exc}.") from None
+        raise SpecError(
+            f"{what} {str(path)!r} cannot be read: {exc}; fix: check the path "
+            f"and the file's permissions ({default_hint})."
+        ) from None
     fmt: Literal["yaml", "toml"] = "toml" if suffix == ".toml" else "yaml"
     return text, fmt
 
@@ -1232,6 +1283,11 @@ def _resolve_csv_paths(spec: Spec, base: Path, source: str) -> None:
         given = item.path
         if not Path(given).is_absolute():
             item.path = str((base / given).resolve())
+        if Path(item.path).exists() and not Path(item.path).is_file():
+            raise SpecError(
+                f"{source}: {field}.path = {given!r} is not a regular file (a "
+                "folder, device or pipe); fix: give a CSV file."
+            )
         if not Path(item.path).is_file():
             raise SpecError(
                 f"{source}: {field}.path = {given!r} does not exist (looked for "

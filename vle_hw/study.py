@@ -34,6 +34,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vle_hw.compare import SIGNAL_CLASSES
 from vle_hw.errors import SpecError
 from vle_hw.perturb import Perturbation
 from vle_hw.spec import (
@@ -50,12 +52,22 @@ from vle_hw.spec import (
     _parse_text,
     _resolve_csv_paths,
     default_spec_text,
+    printable,
     read_user_file,
     validate_spec_data,
 )
 
 Level = Literal["behavioural", "opamp", "transistor"]
 MetricGroup = Literal["fidelity", "learning", "area_power", "alignment"]
+# The columns each metric group adds to a run's row (vle_hw.explore); fidelity
+# also adds nrmse_<class> for each signal class (vle_hw.compare.SIGNAL_CLASSES,
+# with and without teacher_).
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fidelity": ("nrmse_worst",),
+    "learning": ("output_error_rel", "final_loss", "teacher_distance"),
+    "area_power": ("area_m2", "power_watt", "ktc_noise_model_units"),
+    "alignment": ("alignment_cosine", "alignment_norm_ratio"),
+}
 KnobValue = bool | int | float | str
 MAX_RUNS = 100_000
 MAX_AXIS_VALUES = 10_000
@@ -147,7 +159,12 @@ class StudyFile(_Model):
         Field(max_length=8),
     ] = Field(default_factory=list)
     monte_carlo: MonteCarloSpec | None = None
-    corners: dict[str, CornerSpec] | None = None
+    corners: (
+        dict[
+            Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)], CornerSpec
+        ]
+        | None
+    ) = None
     metrics: Annotated[list[MetricGroup], Field(min_length=1)] = Field(
         default_factory=lambda: ["fidelity", "learning", "area_power"]
     )
@@ -257,8 +274,9 @@ def load_study(path: str | Path) -> Study:
             base_path, "study base spec", "leave base out for the built-in LagLine"
         )
         base_source = str(base_path)
-    base_data = _parse_text(base_text, base_source, base_fmt)
-    validate_spec_data(copy.deepcopy(base_data), base_source)  # the base alone
+    label = f"{source}: base {base_source}"  # errors name the study's base field
+    base_data = _parse_text(base_text, label, base_fmt)
+    validate_spec_data(copy.deepcopy(base_data), label)  # the base alone
 
     digest = hashlib.sha256(
         json.dumps([text, base_text], sort_keys=True).encode("utf-8")
@@ -269,17 +287,35 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
+_SCALAR_TYPES = {"bool_type", "int_type", "float_type", "string_type"}
+
+
 def _study_errors(exc: ValidationError, source: str, data: Any) -> str:
     """One line per problem: field path, value, requirement and fix."""
+    errors = exc.errors()
+    by_place: dict[str, list[dict]] = {}
+    for error in errors:
+        where = printable(".".join(_user_path(error["loc"]))) or "(top level)"
+        by_place.setdefault(where, []).append(error)
     lines = []
-    for error in exc.errors():
-        where = ".".join(_user_path(error["loc"])) or "(top level)"
+    for error in errors:
+        where = printable(".".join(_user_path(error["loc"]))) or "(top level)"
         value = error.get("input")
         shown = repr(value) if not isinstance(value, dict) else "a mapping"
         if len(shown) > 60:
             shown = shown[:57] + "..."
         kind = error["type"]
-        if kind == "extra_forbidden":
+        # A knob value is bool | int | float | str: pydantic reports one error
+        # per member. Say the one that helps: not finite, or not a plain value.
+        kinds = {e["type"] for e in by_place[where]}
+        if len(by_place[where]) > 1 and kinds <= _SCALAR_TYPES | {"finite_number"}:
+            if "finite_number" in kinds:
+                requirement, fix = "must be a finite number", "a finite number"
+            else:
+                requirement = "must be one plain value (a number, true/false or text)"
+                fix = "one value here (lists of values go under sweep:)"
+            lines.append(f"{source}: {where} = {shown} {requirement}; fix: give {fix}.")
+        elif kind == "extra_forbidden":
             known = _known_fields(error["loc"][:-1])
             hint = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
             fix = f"did you mean {hint[0]!r}?" if hint else f"known: {known}"
@@ -340,6 +376,11 @@ def _check_knobs(study: StudyFile, source: str) -> None:
         (f"sweep[{i}]", axis) for i, axis in enumerate(study.sweep)
     ]
     for place, knobs in places:
+        if place != "fixed" and not knobs:
+            raise SpecError(
+                f"{source}: {place} is an empty axis ({{}}); fix: give it knobs "
+                "with their values, e.g. {network.eta: [0.0, 1.0]}, or remove it."
+            )
         lengths = {len(v) for v in knobs.values()} if place != "fixed" else set()
         if len(lengths) > 1:
             raise SpecError(
@@ -361,9 +402,8 @@ def _check_knobs(study: StudyFile, source: str) -> None:
                 )
             seen[name] = place
             values = value if place != "fixed" else [value]
-            _check_knob(name, values, f"{place}.{name}", source, study)
-    for figure in study.figures:
-        _check_figure(figure, study, source)
+            _check_knob(name, values, f"{place}.{printable(name)}", source, study)
+    _check_references(study, source)
 
 
 def _check_knob(name: str, values: list, where: str, source: str, study) -> None:
@@ -436,20 +476,64 @@ def _spec_path_problem(parts: list[str]) -> str | None:
     return None
 
 
-def _check_figure(figure, study: StudyFile, source: str) -> None:
+def _known_metrics(study: StudyFile) -> set[str]:
+    """The metric columns the study's metric groups produce."""
+    names = {"spice_points"}
+    for group in study.metrics:
+        names.update(METRIC_COLUMNS[group])
+    if "fidelity" in study.metrics:
+        names.update(
+            f"nrmse_{prefix}{cls}"
+            for prefix in ("", "teacher_")
+            for cls in SIGNAL_CLASSES
+        )
+    return names
+
+
+def _check_references(study: StudyFile, source: str) -> None:
+    """Every knob a figure or yield names is a knob of the study, and every
+    metric one names is a column that the study's metric groups produce (metric
+    names end up in figure file names, so nothing else may pass)."""
     knobs = set(study.fixed) | {k for axis in study.sweep for k in axis}
-    names = []
-    if isinstance(figure, SweepFigure):
-        names = [figure.x] + ([figure.series] if figure.series else [])
-    elif isinstance(figure, ParetoFigure):
-        names = [figure.color] if figure.color else []
-    elif isinstance(figure, HistogramFigure):
-        names = list(figure.group)
-    for name in names:
-        if name not in knobs:
+    metrics = _known_metrics(study)
+    refs: list[tuple[str, str, str]] = []  # (field path, value, "knob" or "metric")
+    for i, figure in enumerate(study.figures):
+        at = f"figures[{i}]"
+        if isinstance(figure, SweepFigure):
+            refs.append((f"{at}.x", figure.x, "knob"))
+            if figure.series is not None:
+                refs.append((f"{at}.series", figure.series, "knob"))
+            refs += [(f"{at}.y[{j}]", y, "metric") for j, y in enumerate(figure.y)]
+        elif isinstance(figure, ParetoFigure):
+            refs += [(f"{at}.x", figure.x, "metric"), (f"{at}.y", figure.y, "metric")]
+            if figure.color is not None:
+                refs.append((f"{at}.color", figure.color, "knob"))
+        elif isinstance(figure, HistogramFigure):
+            refs.append((f"{at}.metric", figure.metric, "metric"))
+            refs += [
+                (f"{at}.group[{j}]", g, "knob") for j, g in enumerate(figure.group)
+            ]
+    for i, entry in enumerate(study.yields):
+        refs.append((f"yields[{i}].metric", entry.metric, "metric"))
+        refs += [
+            (f"yields[{i}].group[{j}]", g, "knob") for j, g in enumerate(entry.group)
+        ]
+    for where, name, kind in refs:
+        if kind == "knob" and name not in knobs:
             raise SpecError(
-                f"{source}: figure {figure.kind}: {name!r} is not a knob of this "
-                f"study; fix: one of {sorted(knobs) or '(none: add a sweep)'}."
+                f"{source}: {where} = {name!r} is not a knob of this study (its "
+                "knobs are the keys of fixed and sweep); fix: one of "
+                f"{sorted(knobs) or '(none: add a sweep)'}."
+            )
+        if kind == "metric" and name not in metrics:
+            groups = ", ".join(study.metrics)
+            hint = difflib.get_close_matches(name, sorted(metrics), n=1)
+            near = f"did you mean {hint[0]!r}? " if hint else ""
+            raise SpecError(
+                f"{source}: {where} = {name!r} is not a metric of this study "
+                f"(metrics: {groups}); fix: {near}one of "
+                f"{', '.join(sorted(metrics))}, or add the group that measures "
+                f"it to metrics ({', '.join(METRIC_COLUMNS)})."
             )
 
 
@@ -514,14 +598,17 @@ def sample_seed(study_seed: int, sample: int | None) -> int:
 def _expand(
     study: StudyFile, source: str, base_data: dict, base_source: str, base_dir: Path
 ) -> list[RunTask]:
-    points = _points(study)
     samples = study.monte_carlo.samples if study.monte_carlo else None
-    count = len(points) * (samples or 1)
+    # Count before expanding: a few long axes cross to billions of points.
+    n_points = math.prod(len(next(iter(axis.values()))) for axis in study.sweep)
+    count = n_points * (samples or 1)
     if count > MAX_RUNS:
         raise SpecError(
-            f"{source}: the study expands to {count} runs, above {MAX_RUNS}; fix: "
-            "fewer sweep values or Monte Carlo samples."
+            f"{source}: the study expands to {count} runs ({n_points} sweep "
+            f"point(s) x monte_carlo.samples = {samples or 1}), above {MAX_RUNS}; "
+            "fix: fewer sweep values or Monte Carlo samples."
         )
+    points = _points(study)
     corners = (
         study.corners
         if study.corners is not None
