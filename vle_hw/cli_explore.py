@@ -86,9 +86,18 @@ def explore(study, out_dir, scheduler, workers, resume, force, dry_run) -> None:
             force=force,
             on_progress=bar.update,
         )
-    except (OutputExistsError, OSError, SpecError) as exc:
+    except (OutputExistsError, SpecError) as exc:
         bar.close()
         _fail(str(exc), EXIT_INPUT)
+    except OSError as exc:
+        bar.close()
+        where = exc.filename or out
+        _fail(
+            f"cannot write the study's results ({where}): {exc.strerror or exc}; "
+            f"every run finished before this is in {out / 'runs.jsonl'}; fix: free "
+            "space or make the folder writable, then run again with --resume.",
+            EXIT_INPUT,
+        )
     except (NgspiceMissingError, NgspiceRunError) as exc:
         bar.close()
         _fail(str(exc), EXIT_NGSPICE)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +40,10 @@ _TIME_IN_LOG = re.compile(r"\btime\s*=\s*([0-9.]+e[-+]?[0-9]+|[0-9.]+)")
 OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
 MOS_MARK = ".subckt vle_mos_"  # the transistor level's cells in a deck
 _HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
-_HANDOFF = ("status.json", "vectors.npz", "job.json")
+_HANDOFF = ("status.json", "status.json.part", "vectors.npz", "job.json")
+# Below this much free space a worker that did not report is taken to have
+# failed on a full disk rather than to have crashed.
+_FULL_DISK_BYTES = 1 << 20
 _WORKER_CALL = (
     "import sys; from vle_hw.runner import _main; sys.exit(_main(sys.argv[1:]))"
 )
@@ -119,7 +123,43 @@ def _worker(deck_text: str, vectors: list[str], out_dir: str, library: str) -> N
             ngspice.destroy()
         except Exception as exc:  # reported to the parent, which raises
             status["error"] = f"{type(exc).__name__}: {exc}"
-    (out / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    if "error" in status:  # e.g. a full disk while saving: no half file stays
+        (out / "vectors.npz").unlink(missing_ok=True)
+    # Written whole or not at all: on a full disk the parent sees no status,
+    # never half of one.
+    partial = out / "status.json.part"
+    try:
+        partial.write_text(json.dumps(status), encoding="utf-8")
+        os.replace(partial, out / "status.json")
+    except OSError:
+        partial.unlink(missing_ok=True)
+
+
+def _read_status(out_dir: Path) -> dict | None:
+    """The worker's report, or None when there is none (crash, full disk)."""
+    try:
+        return json.loads((out_dir / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _no_report(deck_path: Path, out_dir: Path, exitcode) -> NgspiceRunError:
+    """The error for a worker that ended without a readable report."""
+    log_path = out_dir / "ngspice.log"
+    try:
+        free = shutil.disk_usage(out_dir).free
+    except OSError:
+        free = None
+    if free is not None and free < _FULL_DISK_BYTES:
+        return NgspiceRunError(
+            f"the ngspice worker for {deck_path} could not write its results: No "
+            f"space left on device (the disk holding {out_dir} has {free} bytes "
+            "free); fix: free some space or choose another --out."
+        )
+    return NgspiceRunError(
+        f"the ngspice worker for {deck_path} crashed (exit code {exitcode}) "
+        f"before reporting; see {log_path} if present."
+    )
 
 
 def _save_vectors(ngspice, vectors: list[str], out: Path) -> dict:
@@ -183,6 +223,9 @@ class RunHandle:
         """Kill the worker and drop its hand-off files; the ngspice log stays."""
         self.process.kill()
         self.process.join()
+        self._drop_handoff()
+
+    def _drop_handoff(self) -> None:
         for handoff in _HANDOFF:
             (self.out_dir / handoff).unlink(missing_ok=True)
 
@@ -192,10 +235,8 @@ class RunHandle:
             return True
         if self.process.is_alive():
             return False
-        status_path = self.out_dir / "status.json"
-        if not status_path.exists():
-            return True
-        return not json.loads(status_path.read_text(encoding="utf-8")).get("ok")
+        status = _read_status(self.out_dir)
+        return status is None or not status.get("ok")
 
     def result(self) -> Trace:
         """Wait for the worker and read its vectors back in model units.
@@ -222,17 +263,18 @@ class RunHandle:
                 "or shorten simulation.t_stop."
             )
         status_path = self.out_dir / "status.json"
-        if not status_path.exists():
-            raise NgspiceRunError(
-                f"the ngspice worker for {self.deck_path} crashed (exit code "
-                f"{self.process.exitcode}) before reporting; see {log_path} if present."
-            )
-        status = json.loads(status_path.read_text(encoding="utf-8"))
-        log_lines = log_path.read_text(encoding="utf-8").splitlines()
+        status = _read_status(self.out_dir)
+        if status is None:
+            raise _no_report(self.deck_path, self.out_dir, self.process.exitcode)
+        try:
+            log_lines = log_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            log_lines = []
         for line in log_lines:
             if "warning" in line.lower():
                 log.warning("ngspice said: %s", line.strip())
         if not status.get("ok"):
+            self._drop_handoff()
             reached = _time_reached(log_lines)
             where = f" at t = {reached} s" if reached else ""
             raise NgspiceRunError(
