@@ -89,21 +89,30 @@ def exponent(rows: list[dict]) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def ngspice_engines(ngspice46: str | None, sparse_too: bool):
+    """(label, binary, .options word, environment) of every engine to run.
+
+    The system's ngspice (Debian 12: 39, Sparse 1.3) and, if given, an unpacked
+    ngspice 46 with KLU (and with its own sparse solver when `sparse_too`).
+    """
+    engines = [("ngspice 39 (sparse)", shutil.which("ngspice"), "", dict(os.environ))]
+    if ngspice46:
+        env46 = dict(os.environ)
+        root = Path(ngspice46).resolve().parents[2]
+        env46["SPICE_LIB_DIR"] = str(root / "usr" / "share" / "ngspice")
+        env46["SPICE_EXEC_DIR"] = str(root / "usr" / "bin")
+        engines.append(("ngspice 46 klu", ngspice46, "klu", env46))
+        if sparse_too:
+            engines.append(("ngspice 46 sparse", ngspice46, "sparse", env46))
+    return engines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--t-stop", type=float, default=5.0)
     parser.add_argument("--ngspice46", default=None)
     args = parser.parse_args()
-    engines = [("ngspice 39 (sparse)", shutil.which("ngspice"), "", dict(os.environ))]
-    if args.ngspice46:
-        env46 = dict(os.environ)
-        root = Path(args.ngspice46).resolve().parents[2]
-        env46["SPICE_LIB_DIR"] = str(root / "usr" / "share" / "ngspice")
-        env46["SPICE_EXEC_DIR"] = str(root / "usr" / "bin")
-        engines += [
-            ("ngspice 46 klu", args.ngspice46, "klu", env46),
-            ("ngspice 46 sparse", args.ngspice46, "sparse", env46),
-        ]
+    engines = ngspice_engines(args.ngspice46, sparse_too=True)
     rows = []
     for plastic in (False, True):
         for k, h, o in SIZES:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from netlist_speed import spec_for  # noqa: E402
-from ngspice_scaling import run  # noqa: E402
+from ngspice_scaling import ngspice_engines, run  # noqa: E402
 
 from vle_hw.network import build_network  # noqa: E402
 from vle_hw.pipeline import build_deck  # noqa: E402
@@ -57,12 +55,7 @@ def main() -> None:
     parser.add_argument("--t-stop", type=float, default=20.0)
     parser.add_argument("--ngspice46", default=None)
     args = parser.parse_args()
-    engines = [("ngspice 39", shutil.which("ngspice"), "", dict(os.environ))]
-    if args.ngspice46:
-        env46 = dict(os.environ)
-        root = Path(args.ngspice46).resolve().parents[2]
-        env46["SPICE_LIB_DIR"] = str(root / "usr" / "share" / "ngspice")
-        engines.append(("ngspice 46 klu", args.ngspice46, "klu", env46))
+    engines = ngspice_engines(args.ngspice46, sparse_too=False)
     rows = []
     for label, spec, text in cases(args.t_stop):
         network = build_network(spec)
