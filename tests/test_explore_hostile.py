@@ -216,3 +216,31 @@ def test_ctrl_c_in_a_terminal_stops_the_study_quietly_and_resume_finishes(tmp_pa
     assert all(
         json.loads(line)["status"] == "ok" for line in journal.read_text().splitlines()
     )
+
+
+def test_a_changed_input_csv_is_another_study(tmp_path):
+    data = yaml.safe_load((REPO / "examples" / "lagline.yaml").read_text())
+    data["input"] = {"kind": "csv", "path": "x.csv"}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(data))
+    csv_path = tmp_path / "x.csv"
+
+    def write_samples(scale):
+        rows = "".join(f"{i * 0.1},{scale * (i % 7 - 3)}\n" for i in range(40))
+        csv_path.write_text("t,x0\n" + rows)
+
+    write_samples(1.0)
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: csv_study\nbase: base.yaml\nfixed: {simulation.t_stop: 2.0}\n"
+        "metrics: [fidelity]\n"
+    )
+    out = tmp_path / "out"
+    first = run_study(load_study(study), out, workers=1, figures=False)
+    assert first.rows[0]["nrmse_worst"] < 1e-3
+    write_samples(-2.0)  # same path, other samples
+    result = _explore(study, "--out", out, "--resume")
+    _assert_input_error(result, "another version of the study")
+    # starting over computes the reference of the new samples, not the cached one
+    again = run_study(load_study(study), out, workers=1, force=True, figures=False)
+    assert again.rows[0]["nrmse_worst"] < 1e-3, again.rows
+    assert len(list((out / "reference").glob("*.npz"))) == 2
