@@ -59,7 +59,7 @@ def explore(study, out_dir, scheduler, workers, resume, force, dry_run) -> None:
     if scheduler is not None and not _plain_address(scheduler):
         _fail(
             f"--scheduler {scheduler!r} is not a scheduler address; fix: give it "
-            "as tcp://host:port (or host:port).",
+            "as tcp://host:port, tls://host:port or host:port (port 1-65535).",
             EXIT_INPUT,
         )
     runs = loaded.runs
@@ -105,6 +105,14 @@ def explore(study, out_dir, scheduler, workers, resume, force, dry_run) -> None:
         bar.close()
         click.echo(f"interrupted: {exc}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # before the first run or after the last
+        bar.close()
+        click.echo(
+            f"interrupted; finished runs are in {out / 'runs.jsonl'}; continue "
+            "with --resume.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     bar.close()
     click.echo(
         f"{len(outcome.rows)} run(s): {len(outcome.rows) - outcome.failed} ok, "
@@ -127,11 +135,15 @@ def explore(study, out_dir, scheduler, workers, resume, force, dry_run) -> None:
 
 
 def _plain_address(text: str) -> bool:
+    """tcp://host:port, tls://host:port or host:port, with a port of 1-65535
+    and a host name, IPv4 or [IPv6] address (what a remote scheduler listens
+    on; inproc:// lives in one process only, and ucx:// needs ucx-py)."""
     import re
 
-    return bool(
-        re.fullmatch(r"(tcp|tls|inproc|ucx)://[\w.\-\[\]:]+|[\w.\-]+:\d+", text)
+    match = re.fullmatch(
+        r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][\w.\-]*):(\d{1,5})", text
     )
+    return bool(match) and 1 <= int(match.group(2)) <= 65535
 
 
 class _bar:

@@ -397,9 +397,17 @@ def run_study(
     StudyInterrupted
         On Ctrl-C, after the finished runs are written.
     """
+    paths = StudyPaths(out_dir)
+    _check_inputs(study, paths)
+    with _StudyLock(paths):
+        return _run_locked(
+            study, paths, scheduler, workers, resume, force, on_progress, figures
+        )
+
+
+def _run_locked(study, paths, scheduler, workers, resume, force, on_progress, figures):
     from vle_hw.runner import find_ngspice_library
 
-    paths = StudyPaths(out_dir)
     done = _prepare(study, paths, resume, force)
     find_ngspice_library()  # fail before starting a cluster
     pending = [task for task in study.runs if task.run_id not in done]
@@ -413,17 +421,19 @@ def run_study(
     if on_progress is not None:
         on_progress(progress)
     if pending:
-        with _client(scheduler, workers) as client:
-            n_workers = len(client.scheduler_info()["workers"])
-            try:
+        # no more local workers than runs: each is a process of its own
+        local = min(workers or os.cpu_count() or 1, len(pending))
+        try:
+            with _client(scheduler, local) as client:
+                n_workers = len(client.scheduler_info()["workers"])
                 _run_pending(
                     client, study, pending, paths, rows, timings, progress, on_progress
                 )
-            except KeyboardInterrupt:
-                raise StudyInterrupted(
-                    f"stopped with {progress.done} of {progress.total} runs finished; "
-                    f"they are in {paths.journal}. Continue with --resume."
-                ) from None
+        except KeyboardInterrupt:  # also while the cluster starts or stops
+            raise StudyInterrupted(
+                f"stopped with {progress.done} of {progress.total} runs finished; "
+                f"they are in {paths.journal}. Continue with --resume."
+            ) from None
     ordered = [rows[k] for k in sorted(rows)]
     _write_tables(paths, study, ordered, timings)
     yields = study_yields(study, ordered)
@@ -458,7 +468,7 @@ class _client:
         if self.scheduler:
             try:
                 self.client = Client(self.scheduler, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as exc:
+            except Exception as exc:  # any failure to connect: say so, no traceback
                 raise NgspiceRunError(
                     f"cannot reach the Dask scheduler at {self.scheduler!r} ({exc}); "
                     "fix: check the address (tcp://host:port) and that the "
@@ -466,13 +476,17 @@ class _client:
                 ) from None
             return self.client
         count = self.workers or os.cpu_count() or 1
-        self.cluster = LocalCluster(
-            n_workers=count,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # its HTTP server moves off a busy port 8787 (another cluster): no news
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            self.cluster = LocalCluster(
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                preload=["vle_hw._worker_init"],  # workers leave Ctrl-C to us
+            )
         self.client = Client(self.cluster)
         return self.client
 
@@ -495,9 +509,22 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
     }
     if paths.out_dir.exists() and not paths.out_dir.is_dir():
         raise OutputExistsError(f"{paths.out_dir} exists and is not a folder.")
-    has_results = paths.journal.exists() or paths.meta.exists()
+    old = _read_meta(paths.meta)
+    # A study.json of this same study with no finished run (a start that
+    # failed, e.g. an unreachable scheduler) holds nothing to protect.
+    has_results = (
+        _journal_has_rows(paths.journal)
+        or paths.csv.exists()
+        or paths.json.exists()
+        or (paths.meta.exists() and (old or {}).get("study_hash") != study.study_hash)
+    )
     if has_results and resume:
-        old = json.loads(paths.meta.read_text(encoding="utf-8"))
+        if old is None:
+            raise OutputExistsError(
+                f"{paths.meta} is missing or damaged, so --resume cannot tell "
+                f"which study made the results in {paths.out_dir}; fix: choose "
+                "another --out, or pass --force to start over."
+            )
         if old.get("study_hash") != study.study_hash:
             raise OutputExistsError(
                 f"{paths.out_dir} holds results of another version of the study "
@@ -505,7 +532,7 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
                 "continues only the same study and base spec; fix: choose another "
                 "--out, or pass --force to start over."
             )
-        rows = _read_journal(paths.journal, len(study.runs))
+        rows = _read_journal(paths.journal, study.runs)
         # drop a torn last line (a kill mid-write) before appending to it
         from vle_hw.outputs import write_atomic
 
@@ -529,27 +556,141 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
     return {}
 
 
-def _read_journal(path: Path, runs: int) -> dict[int, dict]:
-    """Finished rows by run id; a torn last line (a kill mid-write) is dropped."""
+def _read_meta(path: Path) -> dict | None:
+    """The study.json of an earlier start, or None if missing or damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _journal_has_rows(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _read_journal(path: Path, runs: list[RunTask]) -> dict[int, dict]:
+    """Finished rows by run id. A torn last line (a kill mid-write), a line
+    that is not a row of this study (damaged, or edited by hand) and bytes
+    that are not text are dropped: those runs are run again."""
     rows: dict[int, dict] = {}
     if not path.exists():
         return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for line in text.splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("run_id"), int):
-            if 0 <= row["run_id"] < runs:
-                rows[row["run_id"]] = row
+        if _is_row_of(row, runs):
+            rows[row["run_id"]] = row
     return rows
 
 
+def _is_row_of(row: Any, runs: list[RunTask]) -> bool:
+    """`row` is a finished row of one of `runs`: its id, status and knobs."""
+    if not isinstance(row, dict):
+        return False
+    run_id = row.get("run_id")
+    if not isinstance(run_id, int) or isinstance(run_id, bool):
+        return False
+    if not 0 <= run_id < len(runs) or row.get("status") not in ("ok", "failed"):
+        return False
+    if not isinstance(row.get("error", ""), str):
+        return False
+    task = runs[run_id]
+    return row.get("sample") == task.sample and all(
+        row.get(f"knob:{k}") == v for k, v in task.knobs.items()
+    )
+
+
 def _read_timings(path: Path) -> dict[int, dict]:
-    if not path.exists():
-        return {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {int(r["run_id"]): r for r in csv.DictReader(handle)}
+    """Wall times of the earlier runs; damaged lines are dropped (timings only)."""
+    out: dict[int, dict] = {}
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    out[int(row["run_id"])] = row
+                except (KeyError, TypeError, ValueError):
+                    continue
+    except (OSError, csv.Error):
+        return out
+    return out
+
+
+def _check_inputs(study: Study, paths: StudyPaths) -> None:
+    """No output of the study may be one of its inputs (the study file, the
+    base spec, a CSV a run reads), even with --force."""
+    from vle_hw.outputs import spec_inputs
+
+    inputs = {Path(study.source).resolve()}
+    if study.base_source != "(default)":
+        inputs.add(Path(study.base_source).resolve())
+    for spec in {id(task.spec): task.spec for task in study.runs}.values():
+        inputs.update(p.resolve() for p in spec_inputs(None, spec))
+    out = paths.out_dir.resolve()
+    files = {
+        p.resolve()
+        for p in (paths.journal, paths.csv, paths.json, paths.timings, paths.meta)
+    }
+    files |= {(out / "summary.json").resolve(), (out / _StudyLock.NAME).resolve()}
+    folders = [p.resolve() for p in (paths.logs, paths.references, paths.figures)]
+    for path in sorted(inputs):
+        if path in files or any(path.is_relative_to(f) for f in folders):
+            raise OutputExistsError(
+                f"{path} is an input of the study (the study file, its base spec "
+                f"or a CSV it reads), and the study writes there in {paths.out_dir}; "
+                "inputs are never overwritten, even with --force; fix: choose "
+                "another --out."
+            )
+
+
+class _StudyLock:
+    """An exclusive lock on the study folder for one ``run_study`` at a time.
+
+    Two studies writing one folder would replace each other's journal (its
+    lines would go to a file that is no longer there) and run every run twice.
+    The lock file stays; the lock ends with the process, even on a kill.
+    """
+
+    NAME = ".explore.lock"
+
+    def __init__(self, paths: StudyPaths):
+        self.paths = paths
+        self.handle = None
+
+    def __enter__(self):
+        import fcntl
+
+        out = self.paths.out_dir
+        if out.exists() and not out.is_dir():
+            raise OutputExistsError(f"{out} exists and is not a folder.")
+        out.mkdir(parents=True, exist_ok=True)
+        self.handle = open(out / self.NAME, "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise OutputExistsError(
+                f"another vle-hw explore (pid {holder}) is writing {out}; fix: "
+                "wait until it ends (then --resume if it was stopped), or give "
+                "another --out."
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()  # releases the lock
+        return False
 
 
 def _run_pending(client, study, pending, paths, rows, timings, progress, on_progress):

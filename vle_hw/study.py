@@ -284,7 +284,30 @@ def load_study(path: str | Path) -> Study:
     study = Study(study_file, source, base_source, digest)
     _check_knobs(study_file, source)
     study.runs = _expand(study_file, source, base_data, base_source, base_dir)
+    tables = _csv_digests(study.runs)
+    if tables:  # a changed CSV is another study: --resume must not mix them
+        study.study_hash = hashlib.sha256(
+            json.dumps([digest, tables]).encode("utf-8")
+        ).hexdigest()[:16]
     return study
+
+
+def _csv_digests(runs: list[RunTask]) -> list[list[str]]:
+    """[path, sha256 of its bytes] of every CSV file the runs read."""
+    from vle_hw.outputs import spec_inputs
+
+    paths = {str(p) for task in runs for p in spec_inputs(None, task.spec)}
+    return [[path, _file_digest(path)] for path in sorted(paths)]
+
+
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SpecError(
+            f"{path}: cannot be read ({exc.strerror or exc}); fix: make the CSV "
+            "file readable."
+        ) from None
 
 
 _SCALAR_TYPES = {"bool_type", "int_type", "float_type", "string_type"}
@@ -684,6 +707,11 @@ def reference_key(spec: Spec) -> str:
         for key in ("network", "teacher", "input", "target", "initial_state", "seed")
     }
     model["t_stop"] = data["simulation"]["t_stop"]
+    from vle_hw.outputs import spec_inputs
+
+    tables = [_file_digest(str(p)) for p in spec_inputs(None, spec)]
+    if tables:  # the trace follows the CSV's contents, not only its path
+        model["csv_sha256"] = tables
     text = json.dumps(model, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
