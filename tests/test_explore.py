@@ -294,3 +294,27 @@ def test_a_200_run_study_killed_half_way_resumes_only_the_missing_runs(tmp_path)
     assert len(ids) == 200 + (len(rows) - len(set(ids)))
     assert len(set(ids)) == len(ids)
     assert all(row["status"] == "ok" for row in rows)
+
+
+def test_force_clears_the_earlier_studys_figures_and_logs_but_no_other_file(tmp_path):
+    path = small_study(tmp_path)
+    out = tmp_path / "out"
+    run_study(load_study(path), out, workers=1)
+    assert len(list((out / "figures").glob("*.png"))) == 3
+    (out / "logs").mkdir(exist_ok=True)
+    (out / "logs" / "run_00007.log").write_text("earlier run\n")
+    (out / "figures" / "mine.png").write_bytes(b"a user's own file")
+    (out / "notes.txt").write_text("keep me\n")
+    data = yaml.safe_load(path.read_text())
+    data["figures"] = [data["figures"][0]]
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(
+        main, ["explore", str(path), "--out", str(out), "--force", "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "00_sweep_nrmse_worst.png",
+        "mine.png",
+    ]
+    assert not (out / "logs" / "run_00007.log").exists()
+    assert (out / "notes.txt").read_text() == "keep me\n"

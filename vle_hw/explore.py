@@ -548,7 +548,13 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
     if not os.access(paths.out_dir, os.W_OK):
         raise OSError(f"cannot write {paths.out_dir}: the folder is not writable")
     if force:
-        for old in (paths.journal, paths.csv, paths.json, paths.timings):
+        # the earlier study's files go, and only those: its table, journal,
+        # summary, run logs and figures (by the names this module gives them)
+        stale = [paths.journal, paths.csv, paths.json, paths.timings]
+        stale.append(paths.out_dir / "summary.json")
+        stale += paths.logs.glob("run_[0-9]*.log")
+        stale += paths.figures.glob("[0-9][0-9]_*.png")
+        for old in stale:
             old.unlink(missing_ok=True)
     from vle_hw.outputs import write_atomic
 
