@@ -816,11 +816,18 @@ def _write_log(paths: StudyPaths, run_id: int, text: str) -> None:
     write_atomic(paths.logs / f"run_{run_id:05d}.log", text)
 
 
-def _columns(rows: list[dict]) -> list[str]:
+def _columns(rows: list[dict], knob_order: list[str] | None = None) -> list[str]:
     """Run id, status, sample and seed; the knobs in study order; the metrics
-    sorted; the error last."""
+    sorted; the error last.
+
+    The knob order comes from the study (`knob_order`), not from the rows: a
+    row read back from the journal has its keys sorted, and a resumed study
+    must write the same bytes as one that ran straight through.
+    """
     first = ["run_id", "status", "sample", "seed"]
-    knobs = list(dict.fromkeys(k for row in rows for k in row if k.startswith("knob:")))
+    present = {k for row in rows for k in row if k.startswith("knob:")}
+    ordered = [f"knob:{k}" for k in knob_order or []]
+    knobs = [k for k in ordered if k in present] + sorted(present - set(ordered))
     every = {k for row in rows for k in row}
     rest = sorted(every - set(first) - set(knobs) - {"error"})
     return first + knobs + rest + ["error"]
@@ -834,9 +841,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table_csv(rows: list[dict]) -> str:
+def table_csv(rows: list[dict], knob_order: list[str] | None = None) -> str:
     """The results table as CSV text (rows in run order, deterministic)."""
-    columns = _columns(rows)
+    columns = _columns(rows, knob_order)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -848,7 +855,7 @@ def table_csv(rows: list[dict]) -> str:
 def _write_tables(paths: StudyPaths, study: Study, rows: list[dict], timings) -> None:
     from vle_hw.outputs import write_atomic
 
-    write_atomic(paths.csv, table_csv(rows))
+    write_atomic(paths.csv, table_csv(rows, study.knob_names))
     write_atomic(paths.json, json.dumps(rows, indent=1, sort_keys=True) + "\n")
     columns = ["run_id", "worker_pid", "spice_sec", "total_sec"]
     buffer = io.StringIO()
