@@ -111,15 +111,18 @@ def test_explore_on_a_full_disk_keeps_its_runs_and_resumes_once_freed(
     command = ["explore", str(study), "--out", str(out), "--workers", "1"]
     first = CliRunner().invoke(main, command)
     assert first.exit_code == 0, first.output
-    journal = (out / "runs.jsonl").read_text(encoding="utf-8")
+    journal = out / "runs.jsonl"
+    first_row = journal.read_text(encoding="utf-8").splitlines()[0] + "\n"
+    journal.write_text(first_row, encoding="utf-8")  # as if killed after one run
     _fill(tiny_disk)
-    full = CliRunner().invoke(main, [*command, "--force"])
-    assert full.exit_code == 2
+    full = CliRunner().invoke(main, [*command, "--resume"])
+    assert full.exit_code == 2, full.output
     assert "No space left on device" in full.output and "--resume" in full.output
     assert "Traceback" not in full.output
+    assert journal.read_text(encoding="utf-8") == first_row  # the finished run
     (tiny_disk / "filler").unlink()
     resumed = CliRunner().invoke(main, [*command, "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "3 run(s): 3 ok, 0 failed" in resumed.output
-    rows = (out / "runs.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(rows) == 3 and len(journal.splitlines()) == 3
+    rows = journal.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == first_row.strip() and len(rows) == 3
