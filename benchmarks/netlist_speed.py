@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 SIZES = [(2, 2, 1), (5, 5, 2), (10, 10, 5), (20, 20, 10), (40, 40, 20), (50, 80, 12)]
 
 
-def spec_for(k: int, h: int, o: int, plastic: bool):
+def spec_for(k: int, h: int, o: int, plastic: bool, t_stop: float = 10.0):
     data = yaml.safe_load(default_spec_text())
     data["name"] = f"bench_{k}_{h}_{o}"
     layers = [
@@ -54,7 +54,7 @@ def spec_for(k: int, h: int, o: int, plastic: bool):
         {"kind": "sines", "amplitudes": [1.0], "omegas": [0.5 + 0.1 * c]}
         for c in range(k)
     ]
-    data["simulation"] = {"t_stop": 10.0}
+    data["simulation"] = {"t_stop": t_stop}
     text = yaml.safe_dump(copy.deepcopy(data), sort_keys=False)
     return parse_spec_text(text, "bench", "yaml"), text
 

@@ -43,11 +43,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def deck_text(k: int, h: int, o: int, plastic: bool, t_stop: float, option: str):
-    spec, text = spec_for(k, h, o, plastic)
-    text = text.replace("t_stop: 10.0", f"t_stop: {t_stop}")
-    from vle_hw.spec import parse_spec_text
-
-    spec = parse_spec_text(text, "bench", "yaml")
+    spec, text = spec_for(k, h, o, plastic, t_stop)
     deck = build_deck(spec, text).text
     if option:
         deck = deck.replace("\n.tran ", f"\n.options {option}\n.tran ", 1)

@@ -42,9 +42,8 @@ HERE = Path(__file__).resolve().parent
 
 def cases(t_stop: float):
     for k in (1, 5, 30):
-        _, text = spec_for(k, 30, 30, plastic=True)
-        text = text.replace("t_stop: 10.0", f"t_stop: {t_stop}")
-        yield f"{k} -> 30 -> 30, plastic", parse_spec_text(text, "bench", "yaml"), text
+        spec, text = spec_for(k, 30, 30, plastic=True, t_stop=t_stop)
+        yield f"{k} -> 30 -> 30, plastic", spec, text
     spec, text = load_spec()
     text = text.replace("t_stop: 400.0", f"t_stop: {t_stop}")
     yield "LagLine (default)", parse_spec_text(text, "lagline", "yaml"), text

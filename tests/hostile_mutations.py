@@ -70,16 +70,19 @@ BAD_VALUES: list[Any] = [
 ]
 
 
+def _children(data: Any) -> list[tuple]:
+    """(key or index, child) of a mapping or a list; nothing for a scalar."""
+    if isinstance(data, dict):
+        return list(data.items())
+    if isinstance(data, list):
+        return list(enumerate(data))
+    return []
+
+
 def paths_of(data: Any, prefix: tuple = ()) -> list[tuple]:
     """Every path (mapping key or list index) inside `data`, parents first."""
     found = []
-    if isinstance(data, dict):
-        items = list(data.items())
-    elif isinstance(data, list):
-        items = list(enumerate(data))
-    else:
-        return found
-    for key, child in items:
+    for key, child in _children(data):
         path = (*prefix, key)
         found.append(path)
         found += paths_of(child, path)
@@ -89,13 +92,7 @@ def paths_of(data: Any, prefix: tuple = ()) -> list[tuple]:
 def mappings_of(data: Any, prefix: tuple = ()) -> list[tuple]:
     """The path of every mapping inside `data`, the top level included."""
     found = [prefix] if isinstance(data, dict) else []
-    if isinstance(data, dict):
-        items = list(data.items())
-    elif isinstance(data, list):
-        items = list(enumerate(data))
-    else:
-        return found
-    for key, child in items:
+    for key, child in _children(data):
         found += mappings_of(child, (*prefix, key))
     return found
 

@@ -79,6 +79,15 @@ def no_ngspice(monkeypatch):
         monkeypatch.setattr(module, name, refuse)
 
 
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """An empty working folder, made the current directory for the case."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
 def _check(result, path: Path, tmp: Path, corpus_before: list[str]) -> None:
     field = header(path)["field"]
     # the file's own path may hold the field's words; look at the rest only
@@ -97,12 +106,7 @@ def _check(result, path: Path, tmp: Path, corpus_before: list[str]) -> None:
 
 @pytest.mark.parametrize("command", ["verify", "netlist"])
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
-def test_bad_spec_exits_2_naming_the_field(
-    path, command, tmp_path, monkeypatch, no_ngspice
-):
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+def test_bad_spec_exits_2_naming_the_field(path, command, work, no_ngspice):
     before = _tree(CORPUS)
     if command == "verify":
         args = ["verify", str(path), "--out", str(work / "out")]
@@ -117,12 +121,7 @@ def test_bad_spec_exits_2_naming_the_field(
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
-def test_bad_study_exits_2_naming_the_field(
-    path, dry_run, tmp_path, monkeypatch, no_ngspice
-):
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+def test_bad_study_exits_2_naming_the_field(path, dry_run, work, no_ngspice):
     before = _tree(CORPUS)
     args = ["explore", str(path), "--out", str(work / "out")]
     if dry_run:

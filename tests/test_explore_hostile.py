@@ -102,16 +102,21 @@ def test_a_study_never_writes_over_a_csv_its_base_spec_reads(tmp_path):
     ]
 
 
-def test_a_start_that_wrote_only_study_json_does_not_block_the_next(tmp_path):
-    # what an unreachable scheduler or a missing ngspice leaves behind
-    path = small_study(
-        tmp_path,
+def _two_run_study(folder):
+    """Two one-unit runs, learning metrics only, nothing drawn."""
+    return small_study(
+        folder,
         t_stop=1.0,
         monte_carlo=None,
         metrics=["learning"],
         figures=[],
         yields=[],
     )
+
+
+def test_a_start_that_wrote_only_study_json_does_not_block_the_next(tmp_path):
+    # what an unreachable scheduler or a missing ngspice leaves behind
+    path = _two_run_study(tmp_path)
     study = load_study(path)
     out = tmp_path / "out"
     out.mkdir()
@@ -142,14 +147,7 @@ def test_scheduler_addresses_that_cannot_work_are_bad_input(tmp_path, address):
 
 
 def test_more_workers_than_runs_start_one_per_run_quietly(tmp_path):
-    path = small_study(
-        tmp_path,
-        t_stop=1.0,
-        monte_carlo=None,
-        metrics=["learning"],
-        figures=[],
-        yields=[],
-    )
+    path = _two_run_study(tmp_path)
     # another cluster's dashboard on 8787 must not show up in the study's output
     busy = socket.socket()
     try:

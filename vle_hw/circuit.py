@@ -555,16 +555,15 @@ def _error_cell(
     Slots: alpha reads (u_prosp, y) at the output and (u_prosp, fb) in a hidden
     layer; e reads (v, alpha).
     """
+    # the output reads its target y (signal scale), a hidden unit its feedback fb
     if output:
-        alpha = eq.alpha_output.subs(params)
-        alpha_text = SpiceTemplate(
-            lambda up, y: s_e * alpha.subs({d.u_prosp: up / s_x, d.y: y / s_x}), 2
-        )
+        alpha, other, other_scale = eq.alpha_output.subs(params), d.y, s_x
     else:
-        alpha = eq.alpha_hidden.subs(params)
-        alpha_text = SpiceTemplate(
-            lambda up, fb: s_e * alpha.subs({d.u_prosp: up / s_x, d.fb: fb / s_e}), 2
-        )
+        alpha, other, other_scale = eq.alpha_hidden.subs(params), d.fb, s_e
+    alpha_text = SpiceTemplate(
+        lambda up, z: s_e * alpha.subs({d.u_prosp: up / s_x, other: z / other_scale}),
+        2,
+    )
     fo = first_order(eq.dv_dt.subs(params), d.v, [d.alpha])
     e_expr = eq.e.subs(params)
     e_text = SpiceTemplate(
