@@ -143,9 +143,9 @@ class SpiceTemplate:
 
     The per-synapse B-sources of a layer share one expression and differ only in
     their nodes; printing it through sympy once per synapse made deck writing
-    slow (about 1 000 elements/s). The template prints it once with slot nodes
-    and fills each slot by text replacement, after the same name check as
-    :func:`node_voltage`.
+    slow (4 000 to 13 000 elements/s, benchmarks/netlist_speed.py). The template
+    prints it once with slot nodes and fills each slot by text replacement,
+    after the same name check as :func:`node_voltage`.
 
     Examples
     --------
