@@ -10,8 +10,12 @@ so the mnist1d package is not needed here).
 Measures, in one run:
 - steps/s of :class:`vle_hw.batch.BatchStepper` (equations lambdified from
   the sympy derivation);
+- the same in float32, and how far its outputs and weights drift from float64;
 - steps/s of a straightforward per-step numpy implementation of the same
   equations, typed by hand (fresh arrays every step), and that both agree;
+- the BLAS floor: the time of one step's matrix products alone, issued as
+  the stepper issues them (forward, backward, update), which bounds any
+  implementation made of numpy calls;
 - the machine's limits: streaming memory bandwidth (a numpy copy of two
   256 MiB arrays, bytes read + written per second) and matrix-multiply
   throughput (a 2000 x 2000 float64 matmul), from which the per-step bounds
@@ -108,6 +112,33 @@ def straightforward(net, dt, batch):
     return step, w
 
 
+def blas_floor_sec(net: Network, batch: int, repeat: int) -> float:
+    """Seconds per step of the step's matrix products alone, float64."""
+    rng = np.random.default_rng(2)
+    shapes = [layer.weights.shape for layer in net.layers]
+    w = [rng.normal(size=shape) for shape in shapes]
+    rates = [rng.normal(size=(batch, shape[1])) for shape in shapes]
+    errors = [rng.normal(size=(batch, shape[0])) for shape in shapes]
+    drives = [np.empty((batch, shape[0])) for shape in shapes]
+    feedback = [np.empty((batch, shape[1])) for shape in shapes]
+    grads = [np.empty(shape) for shape in shapes]
+
+    def one_step():
+        for k in range(len(w)):  # forward
+            np.matmul(rates[k], w[k].T, out=drives[k])
+        for k in range(1, len(w)):  # backward, into the layer below
+            np.matmul(errors[k], w[k], out=feedback[k])
+        for k in range(len(w)):  # the update's outer products
+            np.matmul(errors[k].T, rates[k], out=grads[k])
+
+    def hundred():
+        for _ in range(100):
+            one_step()
+
+    hundred()
+    return min(_timed(hundred) for _ in range(repeat)) / 100
+
+
 def bandwidth_bytes_per_sec(repeat: int) -> float:
     n = 256 * 2**20 // 8
     src, dst = np.random.default_rng(0).random(n), np.empty(n)
@@ -142,12 +173,17 @@ def main() -> None:
     y = np.eye(OUTPUTS)[rng.integers(0, OUTPUTS, size=(steps, batch))]
 
     stepper = BatchStepper(net, dt, batch)
-    fast_times, slow_times = [], []
+    single = BatchStepper(net, dt, batch, dtype="float32")
+    fast_times, slow_times, single_times = [], [], []
     for _ in range(args.repeat):
         state = stepper.initial_state()
         t0 = time.perf_counter()
         _, out_fast = stepper.run(state, x, y)
         fast_times.append(time.perf_counter() - t0)
+        state32 = single.initial_state()
+        t0 = time.perf_counter()
+        _, out_single = single.run(state32, x, y)
+        single_times.append(time.perf_counter() - t0)
         step, weights = straightforward(net, dt, batch)
         out_slow = np.empty_like(out_fast)
         t0 = time.perf_counter()
@@ -159,6 +195,13 @@ def main() -> None:
         float(np.max(np.abs(a - b)))
         for a, b in zip(state.weights, weights, strict=True)
     )
+
+    single_diff = float(np.max(np.abs(out_single - out_fast)))
+    single_weight_diff = max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(state32.weights, state.weights, strict=True)
+    )
+    floor = blas_floor_sec(net, batch, args.repeat)
 
     n_weights = sum(layer.weights.size for layer in net.layers)
     # per step: W read forward, W read backward (hidden alphas), W read + written
@@ -180,6 +223,12 @@ def main() -> None:
         "batch_stepper_steps_per_sec": fast,
         "straightforward_steps_per_sec": slow,
         "speedup": fast / slow,
+        "batch_stepper_float32_steps_per_sec": steps / min(single_times),
+        "float32_speedup": steps / min(single_times) / slow,
+        "float32_max_output_difference": single_diff,
+        "float32_max_weight_difference": single_weight_diff,
+        "blas_floor_steps_per_sec": 1 / floor,
+        "fraction_of_blas_floor": fast / (1 / floor),
         "max_output_difference": agree,
         "max_weight_difference": weight_diff,
         "memory_bandwidth_bytes_per_sec": bandwidth,

@@ -126,3 +126,38 @@ def test_gamma_other_than_zero_is_refused_by_name():
     spec, _ = spec_from(data)
     with pytest.raises(ValueError, match=r"network.layers\[0\].gamma = 1"):
         BatchStepper(build_network(spec), 0.1, 2)
+
+
+def test_float32_follows_float64_and_the_network_is_not_touched():
+    net = small_network()
+    before = [layer.weights.copy() for layer in net.layers]
+    dt, batch, steps = 0.05, 5, 200
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(steps, batch, 3))
+    y = rng.normal(size=(steps, batch, 2))
+    double = BatchStepper(net, dt, batch)
+    single = BatchStepper(net, dt, batch, dtype="float32")
+    state64, out64 = double.run(double.initial_state(), x, y)
+    state32, out32 = single.run(single.initial_state(), x, y)
+    assert out32.dtype == np.float32 and state32.weights[0].dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=0, atol=1e-4)
+    for w32, w64 in zip(state32.weights, state64.weights, strict=True):
+        np.testing.assert_allclose(w32, w64, rtol=0, atol=1e-4)
+    for layer, w in zip(net.layers, before, strict=True):
+        np.testing.assert_array_equal(layer.weights, w)  # states own their copies
+
+
+def test_a_step_returns_a_fresh_output_each_time():
+    net = small_network(learn=False)
+    stepper = BatchStepper(net, 0.05, 2)
+    state = stepper.initial_state()
+    first = stepper.step(state, np.ones((2, 3)), np.zeros((2, 2)))
+    kept = first.copy()
+    stepper.step(state, np.ones((2, 3)), np.zeros((2, 2)))
+    np.testing.assert_array_equal(first, kept)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64", "double"])
+def test_an_unknown_dtype_is_refused_by_name(dtype):
+    with pytest.raises(ValueError, match=rf"dtype = '{dtype}': use 'float64'"):
+        BatchStepper(small_network(), 0.1, 2, dtype=dtype)

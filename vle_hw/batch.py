@@ -6,9 +6,11 @@ circuit, slow for an MNIST-1D-sized network and a batch of 100 sequences.
 :class:`BatchStepper` integrates the same derived equations with a fixed step
 dt for a whole batch at once:
 
-- every neuron-wise expression (u_prosp, phi, phi', alpha, e) is lambdified
-  from the sympy derivation of :func:`vle_hw.derivation.derive`, with the
-  layer's per-neuron tau_m and tau_r substituted once;
+- the rate and its slope (phi, phi') are lambdified together from the sympy
+  derivation of :func:`vle_hw.derivation.derive`; the linear readouts u_prosp
+  (in u and I_syn) and e (in v and alpha) are reduced to per-neuron
+  coefficients, and alpha to phi' times the feedback (hidden) or the output
+  error, each form checked symbolically against the derived expression;
 - the membranes and error units are first-order nodes read off the derived
   du/dt and dv/dt (:func:`vle_hw.circuit.first_order`), advanced by the
   exponential-Euler rule x <- x + (1 - exp(-dt/tau)) (drive - x), exact for a
@@ -18,7 +20,10 @@ dt for a whole batch at once:
   readouts, no delay inserted);
 - the weights move by dt eta <e r_pre^T> (the batch mean of the local rule).
 
-The input and target are sampled at the start of each step and held.
+The input and target are sampled at the start of each step and held. A step
+writes into buffers allocated once (no array is created per step), and the
+state may be float32, which halves the bytes moved and doubles the SIMD width
+(the float32 rounding is measured in ``benchmarks/ode_batch.py``).
 
 LIMITATION(batch): gamma must be 0 (the errors do not nudge the forward
   membranes). Consequence: the algebraic loop of gamma != 0 is not solved
@@ -47,12 +52,23 @@ class BatchState:
     biases: list[np.ndarray | None]
 
 
-def _neuronwise(expr: sp.Expr, args: list[sp.Symbol]):
-    """A numpy function of `args` from `expr`; names any symbol left over."""
-    stray = expr.free_symbols - set(args)
+def _neuronwise(expr, args: list[sp.Symbol]):
+    """A numpy function of `args` from `expr` (or a tuple of them)."""
+    exprs = expr if isinstance(expr, tuple) else (expr,)
+    stray = set().union(*(x.free_symbols for x in exprs)) - set(args)
     if stray:
         raise ValueError(f"{expr} depends on {sorted(map(str, stray))} beyond {args}")
     return sp.lambdify(args, expr, modules="numpy", cse=True)
+
+
+def _linear(expr: sp.Expr, a: sp.Symbol, b: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
+    """(c_a, c_b) with expr == c_a a + c_b b exactly; an error otherwise."""
+    c_a, c_b = sp.diff(expr, a), sp.diff(expr, b)
+    if sp.simplify(expr - c_a * a - c_b * b) != 0 or {a, b} & (
+        c_a.free_symbols | c_b.free_symbols
+    ):
+        raise ValueError(f"{expr} is not linear in {a} and {b} alone")
+    return c_a, c_b
 
 
 class _LayerFunctions:
@@ -61,15 +77,31 @@ class _LayerFunctions:
     def __init__(self, phi: str, tau_m: np.ndarray, tau_r: np.ndarray, beta: float):
         eq = d.derive(phi)
         self.tau_m, self.tau_r = tau_m, tau_r
-        # symbolic per-neuron parameters become array arguments
-        up = eq.u_prosp.subs(d.gamma, 0)
-        self.u_prosp = _neuronwise(up, [d.u, d.I_syn, d.tau_m, d.tau_r])
-        self.phi = _neuronwise(eq.phi, [d.u_prosp])
-        self.alpha_hidden = _neuronwise(eq.alpha_hidden, [d.u_prosp, d.fb])
-        self.alpha_output = _neuronwise(
-            eq.alpha_output.subs(d.beta, beta), [d.u_prosp, d.y]
+        taus = {d.tau_m: tau_m, d.tau_r: tau_r}
+        # u_prosp = c_u u + c_I I_syn and e = c_v v + c_alpha alpha, per neuron
+        c_u, c_i = _linear(eq.u_prosp.subs(d.gamma, 0), d.u, d.I_syn)
+        c_v, c_a = _linear(eq.e, d.v, d.alpha)
+        if sp.simplify(c_u + c_i - 1) != 0 or sp.simplify(c_v + c_a - 1) != 0:
+            raise ValueError(
+                f"u_prosp = {eq.u_prosp}, e = {eq.e}: the readouts are not "
+                "x + c (drive - x); the batch stepper needs that form"
+            )
+        self.c_u, self.c_i, self.c_v, self.c_a = (
+            _neuronwise(c, [d.tau_m, d.tau_r])(*taus.values()) * np.ones_like(tau_m)
+            for c in (c_u, c_i, c_v, c_a)
         )
-        self.e = _neuronwise(eq.e, [d.v, d.alpha, d.tau_m, d.tau_r])
+        # the rate and its slope in one call (they share tanh, exp, ...)
+        self.phi_and_slope = _neuronwise((eq.phi, eq.phi_prime), [d.u_prosp])
+        # alpha = phi' fb (hidden) and phi' beta (y - phi) (output), checked
+        y = sp.Symbol("y", real=True)
+        if sp.simplify(eq.alpha_hidden - eq.phi_prime * d.fb) != 0 or sp.simplify(
+            eq.alpha_output.subs(d.y, y) - eq.phi_prime * d.beta * (y - eq.phi)
+        ):
+            raise ValueError(
+                f"phi = {phi}: alpha is not phi' times the feedback or the output "
+                "error beta (y - r); the batch stepper needs that form"
+            )
+        self.beta = beta
         # first-order nodes: tau and unit drive gains, checked per neuron
         for k in range(len(tau_m)):
             params = {d.tau_m: float(tau_m[k]), d.tau_r: float(tau_r[k]), d.gamma: 0}
@@ -99,12 +131,14 @@ class BatchStepper:
         Number of sequences integrated side by side.
     learn : bool
         Whether the plastic layers' weights follow the local rule.
+    dtype : "float64" (default) or "float32"
+        The precision of the state and of every product.
 
     Raises
     ------
     ValueError
-        If a layer has gamma != 0 (the field is named), or dt or batch is not
-        positive.
+        If a layer has gamma != 0 (the field is named), if dt or batch is not
+        positive, or if dtype is neither float64 nor float32.
 
     Examples
     --------
@@ -121,9 +155,18 @@ class BatchStepper:
     ((1000, 4, 1), True)
     """
 
-    def __init__(self, network: Network, dt: float, batch: int, learn: bool = True):
+    def __init__(
+        self,
+        network: Network,
+        dt: float,
+        batch: int,
+        learn: bool = True,
+        dtype: str = "float64",
+    ):
         if not dt > 0 or not batch >= 1:
             raise ValueError(f"dt = {dt!r} and batch = {batch!r} must be positive")
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype = {dtype!r}: use 'float64' or 'float32'")
         for k, layer in enumerate(network.layers):
             if layer.gamma != 0.0:
                 raise ValueError(
@@ -133,26 +176,56 @@ class BatchStepper:
                     "reference vle_hw.simulate_reference."
                 )
         self.network, self.dt, self.batch, self.learn = network, dt, batch, learn
+        self.dtype = np.dtype(dtype)
         self.layers = [
             _LayerFunctions(layer.phi, layer.tau_m, layer.tau_r, network.beta)
             for layer in network.layers
         ]
-        self.a_m = [-np.expm1(-dt / f.tau_m) for f in self.layers]
-        self.a_r = [-np.expm1(-dt / f.tau_r) for f in self.layers]
+        cast = self.dtype.type
+        self.coef = [
+            tuple(np.asarray(c, self.dtype) for c in (f.c_u, f.c_i, f.c_v, f.c_a))
+            for f in self.layers
+        ]
+        self.a_m = [
+            np.asarray(-np.expm1(-dt / f.tau_m), self.dtype) for f in self.layers
+        ]
+        self.a_r = [
+            np.asarray(-np.expm1(-dt / f.tau_r), self.dtype) for f in self.layers
+        ]
         self.plastic = [
             learn and layer.plastic and network.eta > 0 for layer in network.layers
         ]
-        self.rate = dt * network.eta / batch  # batch mean of the update
+        self.rate = cast(dt * network.eta / batch)  # batch mean of the update
+        self.beta = cast(network.beta)
+
+        # work buffers, one per layer, reused by every step
+        def buffers():
+            return [
+                np.empty((batch, layer.size), self.dtype) for layer in network.layers
+            ]
+
+        self._drive, self._prosp, self._gap = buffers(), buffers(), buffers()
+        self._slope, self._alpha, self._error, self._scratch = (
+            buffers(),
+            buffers(),
+            buffers(),
+            buffers(),
+        )
+        self._dw = [
+            np.empty(layer.weights.shape, self.dtype) for layer in network.layers
+        ]
 
     def initial_state(self) -> BatchState:
-        """Zero membranes and error units; the network's initial weights."""
+        """Zero membranes and error units; copies of the network's weights."""
         shape = [(self.batch, layer.size) for layer in self.network.layers]
         return BatchState(
-            u=[np.zeros(s) for s in shape],
-            v=[np.zeros(s) for s in shape],
-            weights=[layer.weights.copy() for layer in self.network.layers],
+            u=[np.zeros(s, self.dtype) for s in shape],
+            v=[np.zeros(s, self.dtype) for s in shape],
+            weights=[
+                np.array(layer.weights, self.dtype) for layer in self.network.layers
+            ],
             biases=[
-                None if layer.biases is None else layer.biases.copy()
+                None if layer.biases is None else np.array(layer.biases, self.dtype)
                 for layer in self.network.layers
             ],
         )
@@ -170,36 +243,48 @@ class BatchStepper:
         ndarray, shape (batch, outputs): the output rate r_N at the step's start.
         """
         count = len(self.layers)
-        rates, drives, prosp = [x], [], []
+        drive, prosp, slope = self._drive, self._prosp, self._slope
+        alpha, error, gap, tmp = self._alpha, self._error, self._gap, self._scratch
+        rates = [np.asarray(x, self.dtype)]
         # --- forward: the prospective chain, layer by layer ----------------------
+        # u_prosp = c_u u + c_I I, written u + c_I (I - u) (c_u = 1 - c_I, checked
+        # at construction); the membrane's exponential-Euler step shares I - u and
+        # is taken now, since u is not read again in this step.
         for k, f in enumerate(self.layers):
-            drive = rates[-1] @ state.weights[k].T
+            _, c_i, _, c_a = self.coef[k]
+            np.matmul(rates[k], state.weights[k].T, out=drive[k])
             if state.biases[k] is not None:
-                drive += state.biases[k]
-            up = f.u_prosp(state.u[k], drive, f.tau_m, f.tau_r)
-            drives.append(drive)
-            prosp.append(up)
-            rates.append(f.phi(up))
+                drive[k] += state.biases[k]
+            np.subtract(drive[k], state.u[k], out=gap[k])
+            np.multiply(c_i, gap[k], out=prosp[k])
+            prosp[k] += state.u[k]
+            np.multiply(self.a_m[k], gap[k], out=tmp[k])
+            state.u[k] += tmp[k]
+            r, slope[k] = f.phi_and_slope(prosp[k])
+            rates.append(r)
         # --- backward: error readouts from the output down --------------------------
-        alphas: list[np.ndarray] = [None] * count  # type: ignore[list-item]
-        errors: list[np.ndarray] = [None] * count  # type: ignore[list-item]
+        # e = v + c_alpha (alpha - v), and the error unit's step, sharing alpha - v
         for k in range(count - 1, -1, -1):
-            f = self.layers[k]
+            _, _, _, c_a = self.coef[k]
             if k == count - 1:
-                alphas[k] = f.alpha_output(prosp[k], y)
+                np.subtract(y, rates[k + 1], out=alpha[k])
+                alpha[k] *= self.beta
             else:
-                alphas[k] = f.alpha_hidden(
-                    prosp[k], errors[k + 1] @ state.weights[k + 1]
-                )
-            errors[k] = f.e(state.v[k], alphas[k], f.tau_m, f.tau_r)
-        # --- update: exponential Euler for the nodes, local rule for W --------------
+                np.matmul(error[k + 1], state.weights[k + 1], out=alpha[k])
+            alpha[k] *= slope[k]
+            np.subtract(alpha[k], state.v[k], out=gap[k])
+            np.multiply(c_a, gap[k], out=error[k])
+            error[k] += state.v[k]
+            np.multiply(self.a_r[k], gap[k], out=tmp[k])
+            state.v[k] += tmp[k]
+        # --- update: the local rule for W and b (the batch mean) --------------------
         for k in range(count):
-            state.u[k] += self.a_m[k] * (drives[k] - state.u[k])
-            state.v[k] += self.a_r[k] * (alphas[k] - state.v[k])
             if self.plastic[k]:
-                state.weights[k] += self.rate * (errors[k].T @ rates[k])
+                np.matmul(error[k].T, rates[k], out=self._dw[k])
+                self._dw[k] *= self.rate
+                state.weights[k] += self._dw[k]
                 if state.biases[k] is not None:
-                    state.biases[k] += self.rate * errors[k].sum(axis=0)
+                    state.biases[k] += self.rate * error[k].sum(axis=0)
         return rates[-1]
 
     def run(
@@ -211,7 +296,10 @@ class BatchStepper:
         -------
         (BatchState, ndarray of shape (steps, batch, outputs)): the output rates.
         """
-        outputs = np.empty((x.shape[0], self.batch, self.network.layers[-1].size))
+        outputs = np.empty(
+            (x.shape[0], self.batch, self.network.layers[-1].size), self.dtype
+        )
+        x, y = np.asarray(x, self.dtype), np.asarray(y, self.dtype)
         for n in range(x.shape[0]):
             outputs[n] = self.step(state, x[n], y[n])
         return state, outputs
