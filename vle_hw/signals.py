@@ -129,7 +129,13 @@ def smoothed_square(g: SmoothedSquare) -> Signal:
         level += erf_approx((phase - k * g.period) / scale)
         level -= erf_approx((phase - g.duty * g.period - k * g.period) / scale)
     expr = g.low + (g.high - g.low) * sp.Rational(1, 2) * level
-    probe = np.linspace(0.0, 3.0 * g.period, 300_001)
+    # probed densely across every edge of three periods (where the closed form
+    # can err) and coarsely in between, whatever the period-to-sigma ratio
+    edges = g.delay + g.period * np.array([0, g.duty, 1, 1 + g.duty, 2, 2 + g.duty])
+    across = np.linspace(-8.0 * g.sigma, 8.0 * g.sigma, 4_001)
+    probe = np.concatenate(
+        [np.linspace(0.0, 3.0 * g.period, 30_001), *(e + across for e in edges)]
+    )
     approx = sp.lambdify(T_MODEL, expr, modules="numpy")(probe)
     max_error = float(np.max(np.abs(approx - exact(probe))))
     return Signal(

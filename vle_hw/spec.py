@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import tomllib
 import types
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ MAX_TABLE_POINTS = 2_000_000  # samples in one piecewise-linear source
 MAX_NEURONS = 300
 MAX_SYNAPSES = 10_000
 MAX_SPEC_BYTES = 2_000_000
+# A smoothed square's period over its edge width. The closed form's error grows
+# with this ratio (double-precision phase): about 1e-7 of the swing at 1e6,
+# 8e-7 at 1e8, 7e-5 at 1e10 (signals.smoothed_square's max_error); at 1e300 the
+# erf arguments overflow and ngspice does not converge.
+MAX_PERIOD_PER_SIGMA = 1e8
 EXAMPLE_HINT = "see vle_hw/examples/lagline.yaml"
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
@@ -164,6 +170,15 @@ class SmoothedSquare(_Model):
         if period is None or duty is None:
             return sigma
         limit = 0.125 * period * min(duty, 1.0 - duty)
+        if period > MAX_PERIOD_PER_SIGMA * sigma:
+            raise ValueError(
+                f"must be at least period / {MAX_PERIOD_PER_SIGMA:g} = "
+                f"{period / MAX_PERIOD_PER_SIGMA:.4g} for period = {period:g}, got "
+                f"{sigma!r}: beyond that the closed-form edges lose precision (and "
+                "overflow by 1e300); fix: use a period of at most "
+                f"{MAX_PERIOD_PER_SIGMA * sigma:.4g} (a period of twice "
+                "simulation.t_stop already gives a single step)"
+            )
         if sigma > limit:
             raise ValueError(
                 f"must be <= {limit:.4g} (period / 8 x the shorter of duty and "
@@ -1075,10 +1090,16 @@ def _parse_text(text: str, source: str, fmt: Literal["yaml", "toml"]) -> Any:
             "the structure of vle_hw/examples/lagline.yaml."
         ) from None
     except (ValueError, OverflowError) as exc:
-        # PyYAML builds dates and numbers with Python's constructors.
+        # PyYAML builds dates and numbers with Python's constructors; tomllib
+        # reads integers with int() and does not say where a too-long one is.
+        where = ""
+        long_number = re.search(f"[0-9_]{{{sys.get_int_max_str_digits()},}}", text)
+        if fmt == "toml" and long_number is not None:
+            line = text.count("\n", 0, long_number.start()) + 1
+            where = f" at line {line}"
         raise SpecError(
-            f"{source}: a {fmt.upper()} value cannot be read ({exc}); fix: correct "
-            "it, or quote it if it is meant as text."
+            f"{source}: a {fmt.upper()} value{where} cannot be read ({exc}); fix: "
+            "correct it, or quote it if it is meant as text."
         ) from None
 
 
