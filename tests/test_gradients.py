@@ -169,6 +169,7 @@ def _cli(args):
         (["--window", "0", "1", "--param", "W7"], ["--param", "'W7'", "W1, tau_m1"]),
         (["--window", "0", "1", "--omegas", "1,x"], ["--omegas", "'x'"]),
         (["--window", "0", "1", "--omegas", "-1"], ["--omegas", "> 0"]),
+        (["--window", "0", "1", "--omegas", "1,2,1.0"], ["--omegas", "'1.0'", "twice"]),
     ],
 )
 def test_cli_bad_input_exits_2_with_the_option_and_the_fix(args, fragments):

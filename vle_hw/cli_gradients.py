@@ -34,6 +34,11 @@ def _omegas(text: str | None) -> list[float] | None:
                 f"--omegas: each frequency must be a number > 0, got {part.strip()!r}; "
                 "fix: give positive frequencies, e.g. --omegas 0.5,1,2."
             )
+        if value in values:
+            raise SpecError(
+                f"--omegas: {part.strip()!r} is given twice; fix: list each "
+                "frequency once, e.g. --omegas 0.5,1,2."
+            )
         values.append(value)
     return values
 
