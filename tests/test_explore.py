@@ -73,6 +73,8 @@ def test_a_study_runs_measures_and_draws(tmp_path):
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
     assert header.startswith("run_id,status,sample,seed,knob:mismatch.r_rel,")
     assert (tmp_path / "out" / "timings.csv").read_text().count("\n") == 5
+    meta = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert meta["base"] == "base.yaml"  # as written: no path of this machine
 
 
 def test_same_seed_same_study_gives_the_same_table(tmp_path):

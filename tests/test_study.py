@@ -169,3 +169,24 @@ def test_the_shipped_studies_load(tmp_path):
         "opamp_gbw.yaml": 21,
         "timescale_noise.yaml": 15,
     }
+
+
+def test_a_study_moved_to_another_folder_keeps_its_hash_until_a_csv_changes(
+    tmp_path,
+):
+    import shutil
+
+    from tests.helpers import single_neuron
+
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "drive.csv").write_text("t,x\n0,0\n1,1\n2,0\n", encoding="utf-8")
+    base = single_neuron(input_={"kind": "csv", "path": "drive.csv"}, t_stop=2.0)
+    write_study(first, base, name="base.yaml")
+    write_study(first, {"name": "moved", "base": "base.yaml"})
+    moved = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(first, moved)
+    original = load_study(first / "study.yaml").study_hash
+    assert load_study(moved / "study.yaml").study_hash == original
+    (moved / "drive.csv").write_text("t,x\n0,0\n1,2\n2,0\n", encoding="utf-8")
+    assert load_study(moved / "study.yaml").study_hash != original

@@ -537,7 +537,9 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
         "study": study.file.name,
         "study_hash": study.study_hash,
         "source": study.source,
-        "base": study.base_source,
+        # as the study file writes it (relative to the study file), so a
+        # results folder names no path of the machine that made it
+        "base": study.file.base if study.file.base is not None else "(default)",
         "runs": len(study.runs),
     }
     if paths.out_dir.exists() and not paths.out_dir.is_dir():

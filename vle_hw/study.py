@@ -292,12 +292,13 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
-def _csv_digests(runs: list[RunTask]) -> list[list[str]]:
-    """[path, sha256 of its bytes] of every CSV file the runs read."""
+def _csv_digests(runs: list[RunTask]) -> list[str]:
+    """The sha256 of every CSV file the runs read, in path order (the digests
+    alone: a checkout moved to another folder is still the same study)."""
     from vle_hw.outputs import spec_inputs
 
     paths = {str(p) for task in runs for p in spec_inputs(None, task.spec)}
-    return [[path, _file_digest(path)] for path in sorted(paths)]
+    return [_file_digest(path) for path in sorted(paths)]
 
 
 def _file_digest(path: str) -> str:
