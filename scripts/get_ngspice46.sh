@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Unpack Debian bookworm-backports' ngspice 46 (built with KLU) into a folder,
-# beside the system's ngspice 39, for the benchmarks only: nothing is installed.
+# beside the system's ngspice 39: nothing is installed (only the backports
+# source is added to apt's list if it is missing).
 #
-#   bash benchmarks/get_ngspice46.sh [DIR]     (default DIR: /tmp/ngspice46)
+#   bash scripts/get_ngspice46.sh [DIR]     (default DIR: /tmp/ngspice46)
 #
-# Then pass DIR/usr/bin/ngspice as --ngspice46 to the benchmark scripts. The
-# unpacked spinit is pointed at the unpacked code models: with the system's
+# Then pass DIR/usr/bin/ngspice as --ngspice46 to the benchmark scripts, or run
+# the tests on it as .ci/run does (NGSPICE_LIBRARY_PATH, SPICE_LIB_DIR, PATH).
+# The unpacked spinit is pointed at the unpacked code models: with the system's
 # (ngspice 39) code models, ngspice 46 crashes when it quits.
 set -euo pipefail
 dir="${1:-/tmp/ngspice46}"
