@@ -77,25 +77,25 @@ FIELD_CASES: list[tuple[str, tuple, Any, list[str]]] = [
         "negative_tau_m",
         (*LAYER0, "tau_m"),
         -1.0,
-        ["network.layers[0].tau_m must be > 0", "got -1.0", "use a number > 0"],
+        ["network.layers[0].tau_m must be >= 1e-09", "got -1.0", "use a number >= 1e-09"],
     ),
     (
         "zero_tau_m",
         (*LAYER0, "tau_m"),
         0.0,
-        ["network.layers[0].tau_m must be > 0", "got 0.0", "use a number > 0"],
+        ["network.layers[0].tau_m must be >= 1e-09", "got 0.0", "use a number >= 1e-09"],
     ),
     (
         "zero_int_tau_r",
         (*LAYER1, "tau_r"),
         0,
-        ["network.layers[1].tau_r must be > 0", "got 0", "use a number > 0"],
+        ["network.layers[1].tau_r must be >= 1e-09", "got 0", "use a number >= 1e-09"],
     ),
     (
         "negative_tau_in_per_neuron_list",
         (*LAYER0, "tau_m"),
         [-2.0],
-        ["network.layers[0].tau_m[0] must be > 0", "got -2.0"],
+        ["network.layers[0].tau_m[0] must be >= 1e-09", "got -2.0"],
     ),
     (
         "quoted_tau_m",
@@ -131,7 +131,7 @@ FIELD_CASES: list[tuple[str, tuple, Any, list[str]]] = [
         "teacher_negative_tau_m",
         ("teacher", "layers"),
         [{"tau_m": -0.5}, {}],
-        ["teacher.layers[0].tau_m must be > 0", "got -0.5"],
+        ["teacher.layers[0].tau_m must be >= 1e-09", "got -0.5"],
     ),
     (
         "teacher_tau_r_list_wrong_length",
@@ -578,7 +578,7 @@ def test_parse_spec_text_reports_the_same_errors_as_load_spec() -> None:
     text = yaml.safe_dump(mutated((*LAYER0, "tau_m"), -1.0))
 
     with pytest.raises(
-        SpecError, match=r"^text: network\.layers\[0\]\.tau_m must be > 0"
+        SpecError, match=r"^text: network\.layers\[0\]\.tau_m must be >= 1e-09"
     ):
         parse_spec_text(text, "text", "yaml")
 
@@ -604,7 +604,7 @@ def test_several_problems_are_listed_one_per_line_first_field_first() -> None:
     assert len(lines) == 3
     assert lines[0].startswith("s.yaml: name must be a plain lower-case identifier")
     assert any("network.layers[0].phi" in line for line in lines)
-    assert any("network.layers[0].tau_m must be > 0" in line for line in lines)
+    assert any("network.layers[0].tau_m must be >= 1e-09" in line for line in lines)
 
 
 def test_many_problems_are_cut_to_a_short_list() -> None:
@@ -789,7 +789,7 @@ def test_toml_spec_errors_name_the_field(tmp_path: Path) -> None:
     toml_file = tmp_path / "bad.toml"
     toml_file.write_text(DEFAULT_AS_TOML.replace("tau_m = 2.0", "tau_m = -2.0"))
 
-    with pytest.raises(SpecError, match=r"network\.layers\[1\]\.tau_m must be > 0"):
+    with pytest.raises(SpecError, match=r"network\.layers\[1\]\.tau_m must be >= 1e-09"):
         load_spec(toml_file)
 
 

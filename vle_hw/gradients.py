@@ -1049,11 +1049,12 @@ def check_adjoint_windows(span: float, window: float, name: str) -> None:
             f"{name} must be a number > 0, got {window!r}; fix: give the window "
             "length in model time units, e.g. 10."
         )
-    count = math.ceil(span / window)
+    ratio = span / window  # inf for a subnormal window
+    count = math.ceil(ratio) if math.isfinite(ratio) else math.inf
     if count > MAX_ADJOINT_WINDOWS:
         raise SpecError(
-            f"{name} = {window:g} makes {count} adjoint windows over {span:g} model "
-            f"units, more than {MAX_ADJOINT_WINDOWS}; fix: give a window of at "
+            f"{name} = {window:g} makes {count:.3g} adjoint windows over {span:g} "
+            f"model units, more than {MAX_ADJOINT_WINDOWS}; fix: give a window of at "
             f"least {span / MAX_ADJOINT_WINDOWS:.3g} or a shorter run."
         )
 

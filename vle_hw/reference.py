@@ -349,6 +349,8 @@ class NetworkModel:
         z = z0.copy()
         for _ in range(NEWTON_MAX_ITER):
             res, jac, _, _ = self._loop_terms(state, x, y, z)
+            if not (np.all(np.isfinite(res)) and np.all(np.isfinite(jac))):
+                raise ReferenceSolveError(_overflow_text(self.net, None, None))
             step = np.linalg.solve(jac, res[..., None])[..., 0]
             z -= step
             # Newton converges quadratically: once a step is below sqrt(tol),
@@ -506,6 +508,23 @@ class ReferenceSolution:
         return Trace(t, signals, "ode", meta=dict(self.stats))
 
 
+def _overflow_text(network: Network, inputs, t: float | None) -> str:
+    """Say that the reference overflowed, and which spec values drive it."""
+    weights = max(float(np.max(np.abs(layer.weights))) for layer in network.layers)
+    gamma = max(layer.gamma for layer in network.layers)
+    when = "" if t is None else f" at t = {t:.6g}"
+    peak = ""
+    if inputs and t is not None:
+        peak = f", |input| now {max(abs(float(sig(t))) for sig in inputs):.3g}"
+    return (
+        f"the network's values overflowed{when} (a membrane, rate or error went "
+        "beyond the range of a double): the spec drives it far outside its working "
+        f"range (largest |weight| {weights:.3g}{peak}, beta {network.beta:.3g}, "
+        f"gamma {gamma:.3g}, eta {network.eta:.3g}); fix: scale down network."
+        "weights, the input, network.beta, network.gamma or network.eta"
+    )
+
+
 def simulate_reference(
     network: Network,
     inputs: list[Signal],
@@ -575,23 +594,31 @@ def simulate_reference(
             if on_progress is not None:
                 on_progress(float(t))
         x = np.array([[sig(t) for sig in inputs]], dtype=float)
+        if not np.all(np.isfinite(flat)):
+            raise ReferenceSolveError(_overflow_text(network, inputs, t))
         out = model.derivative(t, flat[None, :], x, z0=cache["z"])
+        if not np.all(np.isfinite(out)):
+            raise ReferenceSolveError(_overflow_text(network, inputs, t))
         cache["z"] = model._z_last
         return out[0]
 
     started = time.perf_counter()
-    sol = solve_ivp(
-        rhs,
-        (t_start, t_stop),
-        state0,
-        method="DOP853",
-        rtol=rtol,
-        atol=atol,
-        dense_output=True,
-    )
+    # An overflow shows as inf or nan in the state or its derivative, checked
+    # above and reported with the spec values that drive it; numpy's own
+    # warnings would only repeat it without saying which value is to blame.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sol = solve_ivp(
+            rhs,
+            (t_start, t_stop),
+            state0,
+            method="DOP853",
+            rtol=rtol,
+            atol=atol,
+            dense_output=True,
+        )
     wall = time.perf_counter() - started
     if not sol.success:
-        raise ReferenceSolveError(f"the ODE reference failed: {sol.message}")
+        raise ReferenceSolveError(sol.message)
     stats = {
         "method": "DOP853",
         "rtol": rtol,
