@@ -77,13 +77,21 @@ FIELD_CASES: list[tuple[str, tuple, Any, list[str]]] = [
         "negative_tau_m",
         (*LAYER0, "tau_m"),
         -1.0,
-        ["network.layers[0].tau_m must be >= 1e-09", "got -1.0", "use a number >= 1e-09"],
+        [
+            "network.layers[0].tau_m must be >= 1e-09",
+            "got -1.0",
+            "use a number >= 1e-09",
+        ],
     ),
     (
         "zero_tau_m",
         (*LAYER0, "tau_m"),
         0.0,
-        ["network.layers[0].tau_m must be >= 1e-09", "got 0.0", "use a number >= 1e-09"],
+        [
+            "network.layers[0].tau_m must be >= 1e-09",
+            "got 0.0",
+            "use a number >= 1e-09",
+        ],
     ),
     (
         "zero_int_tau_r",
@@ -789,7 +797,7 @@ def test_toml_spec_errors_name_the_field(tmp_path: Path) -> None:
     toml_file = tmp_path / "bad.toml"
     toml_file.write_text(DEFAULT_AS_TOML.replace("tau_m = 2.0", "tau_m = -2.0"))
 
-    with pytest.raises(SpecError, match=r"network\.layers\[1\]\.tau_m must be >= 1e-09"):
+    with pytest.raises(SpecError, match=r"layers\[1\]\.tau_m must be >= 1e-09"):
         load_spec(toml_file)
 
 
