@@ -166,6 +166,7 @@ def _cli(args):
         (["--window", "0", "500"], ["--window", "t_stop", "400"]),
         (["--window", "3", "2"], ["--window", "T0 < T1"]),
         (["--window", "-1", "2"], ["--window", "0 <= T0"]),
+        (["--window", "19.999999999999996", "20"], ["--window", "millionth"]),
         (["--window", "0", "1", "--param", "W7"], ["--param", "'W7'", "W1, tau_m1"]),
         (["--window", "0", "1", "--omegas", "1,x"], ["--omegas", "'x'"]),
         (["--window", "0", "1", "--omegas", "-1"], ["--omegas", "> 0"]),

@@ -136,16 +136,16 @@ class Perturbation:
             _require(
                 name,
                 value,
-                _is_real(value) and value >= 0.0,
-                "a finite number >= 0",
+                _is_real(value) and 0.0 <= value <= 10.0,
+                "a number from 0 to 10 (1000 %; the floor keeps parts positive)",
                 "pass a relative sigma such as 0.01 (1 %), or 0 for none",
             )
         value = self.opamp_offset_sigma_volt
         _require(
             "opamp_offset_sigma_volt",
             value,
-            _is_real(value) and value >= 0.0,
-            "a finite number >= 0",
+            _is_real(value) and 0.0 <= value <= 1.0,
+            "a number from 0 to 1 V",
             "pass the offset sigma in volts, e.g. 1e-3, or 0 for none",
         )
         for name in ("r_shift_rel", "c_shift_rel", "g_shift_rel"):
@@ -161,8 +161,8 @@ class Perturbation:
         _require(
             "weight_leak_ohm",
             value,
-            value is None or (_is_real(value) and value > 0.0),
-            "a finite number > 0 or None",
+            value is None or (_is_real(value) and 1.0 <= value <= 1e18),
+            "a number from 1 to 1e18 ohm, or None",
             "pass a resistance in ohm, e.g. 1e9, or None for no leak",
         )
         value = self.weight_bits
@@ -177,8 +177,8 @@ class Perturbation:
         _require(
             "weight_full_scale",
             value,
-            _is_real(value) and value > 0.0,
-            "a finite number > 0",
+            _is_real(value) and 0.0 < value <= 1e6,
+            "a number > 0 and at most 1e6",
             "pass the grid's half range in model units, e.g. 4.0",
         )
         _require(
@@ -192,8 +192,8 @@ class Perturbation:
         _require(
             "temperature_kelvin",
             value,
-            _is_real(value) and value > 0.0,
-            "a finite number > 0",
+            _is_real(value) and 1.0 <= value <= 1000.0,
+            "a number from 1 to 1000 K",
             "pass the temperature in kelvin, e.g. 300.0",
         )
         value = self.seed

@@ -173,7 +173,7 @@ class StudyFile(_Model):
         description="model time units at the end of each run over which the "
         "output error and loss are taken (default: the last 10 %)",
     )
-    run_timeout_sec: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    run_timeout_sec: Annotated[float, Field(ge=1, le=86_400)] | None = None
     yields: list[YieldSpec] = Field(default_factory=list)
     figures: list[
         Annotated[
@@ -658,6 +658,13 @@ def _expand(
             )
         for sample in range(samples) if samples else [None]:
             perturbation = _perturbation(point, corner, study, sample, source)
+            if perturbation.opamp_offset_sigma_volt > 0 and study.level != "opamp":
+                raise SpecError(
+                    f"{source}: knob mismatch.opamp_offset_volt = "
+                    f"{point.get('mismatch.opamp_offset_volt')!r} needs op-amps, but "
+                    f"level = {study.level}; fix: set level: opamp, or leave the "
+                    "knob out."
+                )
             runs.append(
                 RunTask(
                     run_id=len(runs),
