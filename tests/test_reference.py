@@ -219,3 +219,21 @@ def test_window_restart_continues_the_same_trajectory():
     )
     t = np.array([6.5, 9.0, 12.0])
     np.testing.assert_allclose(second.states(t), whole.states(t), rtol=0, atol=1e-8)
+
+
+def test_an_overflow_is_one_error_with_the_values_that_drive_it():
+    import warnings
+
+    from vle_hw.errors import ReferenceSolveError
+
+    data = default_dict()
+    data["network"]["weights"] = [[[1e5]], [[0.5]]]
+    data["simulation"]["t_stop"] = 20.0
+    spec, _ = spec_from(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(ReferenceSolveError) as caught:
+            simulate_reference(build_network(spec), build_inputs(spec), 20.0)
+    message = str(caught.value)
+    assert "overflowed" in message and "largest |weight| 1e+05" in message
+    assert "fix: scale down network.weights" in message

@@ -602,17 +602,25 @@ def window_gradient(
     #   counted. Consequence: a window of a few tau_m sees only part of the
     #   credit of slow paths (train_windowed_adjoint is truncated BPTT). Issue #3.
     started_adj = time.perf_counter()
-    back = solve_ivp(
-        rhs,
-        (t1, t0),
-        np.zeros(ev.n_adjoint),
-        method="DOP853",
-        rtol=rtol,
-        atol=atol,
-        dense_output=sample_times is not None,
-    )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        back = solve_ivp(
+            rhs,
+            (t1, t0),
+            np.zeros(ev.n_adjoint),
+            method="DOP853",
+            rtol=rtol,
+            atol=atol,
+            dense_output=sample_times is not None,
+        )
     if not back.success:
         raise ReferenceSolveError(f"the adjoint integration failed: {back.message}")
+    if not np.all(np.isfinite(back.y[:, -1])):
+        raise ReferenceSolveError(
+            "the adjoint overflowed (a value beyond the range of a double): the "
+            "spec drives the network far outside its working range; fix: scale "
+            "down network.weights, the input, network.beta or the tau_r / tau_m "
+            "ratios"
+        )
     # d(quadrature)/dt = integrand from t1 down to t0: the state at t0 is
     # -(integral of the integrand) = -(-dC/dtheta) = dC/dtheta.
     final = back.y[:, -1]

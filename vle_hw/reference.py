@@ -512,6 +512,7 @@ def _overflow_text(network: Network, inputs, t: float | None) -> str:
     """Say that the reference overflowed, and which spec values drive it."""
     weights = max(float(np.max(np.abs(layer.weights))) for layer in network.layers)
     gamma = max(layer.gamma for layer in network.layers)
+    ratio = max(float(np.max(layer.tau_r / layer.tau_m)) for layer in network.layers)
     when = "" if t is None else f" at t = {t:.6g}"
     peak = ""
     if inputs and t is not None:
@@ -520,8 +521,9 @@ def _overflow_text(network: Network, inputs, t: float | None) -> str:
         f"the network's values overflowed{when} (a membrane, rate or error went "
         "beyond the range of a double): the spec drives it far outside its working "
         f"range (largest |weight| {weights:.3g}{peak}, beta {network.beta:.3g}, "
-        f"gamma {gamma:.3g}, eta {network.eta:.3g}); fix: scale down network."
-        "weights, the input, network.beta, network.gamma or network.eta"
+        f"gamma {gamma:.3g}, eta {network.eta:.3g}, largest tau_r / tau_m "
+        f"{ratio:.3g}); fix: scale down network.weights, the input, network.beta, "
+        "network.gamma, network.eta or the tau_r / tau_m ratios"
     )
 
 

@@ -362,7 +362,10 @@ def _diagnose(log_lines: list[str], deck_text: str = "") -> str:
         )
     if "timestep too small" in text:
         causes.append(
-            "a discontinuity or an unstable loop (check gamma and the maximum step)"
+            "a discontinuity or an unstable loop (check gamma and the maximum "
+            "step), or spec values that drive the network far outside its working "
+            "range (network.beta, network.eta, the weights, the input, a large "
+            "tau_r / tau_m)"
         )
     return f"Likely causes: {'; '.join(causes)}. " if causes else ""
 
