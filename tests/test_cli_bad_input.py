@@ -139,7 +139,7 @@ def test_existing_deck_is_left_untouched_by_a_bad_spec(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == EXIT_INPUT
-    assert "network.layers[0].tau_m must be > 0" in result.stderr
+    assert "network.layers[0].tau_m must be >= 1e-09" in result.stderr
     assert deck.read_text() == "keep me\n"
 
 

@@ -1044,6 +1044,11 @@ def teacher_distance(network: Network) -> float | None:
     return math.sqrt(total)
 
 
+def _count_text(count: float) -> str:
+    """A window count as an integer while exact, else in e-notation."""
+    return f"{count:d}" if isinstance(count, int) and count < 10**15 else f"{count:.3g}"
+
+
 def check_adjoint_windows(span: float, window: float, name: str) -> None:
     """Refuse an adjoint window that is not > 0 or makes too many windows.
 
@@ -1061,8 +1066,9 @@ def check_adjoint_windows(span: float, window: float, name: str) -> None:
     count = math.ceil(ratio) if math.isfinite(ratio) else math.inf
     if count > MAX_ADJOINT_WINDOWS:
         raise SpecError(
-            f"{name} = {window:g} makes {count:.3g} adjoint windows over {span:g} "
-            f"model units, more than {MAX_ADJOINT_WINDOWS}; fix: give a window of at "
+            f"{name} = {window:g} makes {_count_text(count)} adjoint windows over "
+            f"{span:g} model units, more than {MAX_ADJOINT_WINDOWS}; fix: give a "
+            "window of at "
             f"least {span / MAX_ADJOINT_WINDOWS:.3g} or a shorter run."
         )
 
