@@ -702,6 +702,19 @@ CSV_CASES = [
     pytest.param(
         "t,x\n0,1\n2,1\n1,1\n", ["line 4: the time column must increase"], id="time"
     ),
+    pytest.param(
+        "t,x\n0,0\n1,1e300\n2,0\n",
+        ["line 3, column 2: 1e+300 is beyond the range of a value (|x| <= 1e+06)"],
+        id="huge_value",
+    ),
+    pytest.param(
+        "t,x\n0,0\n1e12,1\n", ["line 3, column 1", "range of a time"], id="huge_time"
+    ),
+    pytest.param(
+        "t,x\n0,0\n1e-300,1\n",
+        ["line 3: the time column must increase strictly, by at least 1e-09"],
+        id="subnormal_step",
+    ),
 ]
 
 
@@ -863,7 +876,7 @@ def test_networks_beyond_the_verify_limits_are_rejected_before_building():
     data["network"]["layers"][0]["size"] = 100_000
     data["network"]["weights"] = {"init": "random"}
     data["teacher"]["weights"] = {"init": "random"}
-    with pytest.raises(SpecError, match=r"network.layers: 100001 neurons .* fix: use"):
+    with pytest.raises(SpecError, match=r"network.layers: 200002 neurons .* fix: use"):
         spec_from(data)
 
 

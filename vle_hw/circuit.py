@@ -204,6 +204,37 @@ def max_step(spec: Spec, network: Network, inputs: list[Signal]) -> tuple[float,
     return step, how
 
 
+def check_step_budget(
+    spec: Spec,
+    network: Network,
+    inputs: list[Signal],
+    span: float | None = None,
+    shorten: str = "simulation.t_stop",
+) -> tuple[float, str]:
+    """The maximum step and its rule, once `span` (default t_stop) fits the budget.
+
+    ngspice and the ODE reference both resolve the shortest time constant and
+    the fastest input feature, so the same count bounds both: ``train`` and
+    ``gradients`` apply it to the ODE alone, ``explore`` to every run up front.
+
+    Raises
+    ------
+    SpecError
+        If span / max step exceeds :data:`MAX_STEPS`, naming the rule and the fix.
+    """
+    span = spec.simulation.t_stop if span is None else span
+    step, how = max_step(spec, network, inputs)
+    steps = span / step
+    if not steps <= MAX_STEPS:
+        raise SpecError(
+            f"simulation: a run of {span:g} model units at a maximum step of "
+            f"{step:.3g} ({how}) needs {steps:.3g} time steps, above "
+            f"{MAX_STEPS:.0e}; fix: shorten {shorten} or raise the shortest "
+            "time constant, the input's feature size or simulation.max_step."
+        )
+    return step, how
+
+
 def _source(name: str, node: str, signal: Signal, scales: Scales) -> Element:
     src = signal.source
     if isinstance(src, SineSum):
@@ -268,15 +299,7 @@ def plan_behavioural(
     )
     s_x, s_e, s_w = scales.signal_volt, scales.error_volt, scales.weight_volt
     plastic = network.eta > 0
-    step, how = max_step(spec, network, inputs)
-    steps = spec.simulation.t_stop / step
-    if not steps <= MAX_STEPS:
-        raise SpecError(
-            f"simulation: t_stop = {spec.simulation.t_stop:g} at a maximum step of "
-            f"{step:.3g} model units ({how}) needs {steps:.3g} time steps, above "
-            f"{MAX_STEPS:.0e}; fix: shorten simulation.t_stop or raise the shortest "
-            "time constant, the input's feature size or simulation.max_step."
-        )
+    step, how = check_step_budget(spec, network, inputs)
     plan = CircuitPlan(
         title=f"vle_hw behavioural deck {network.name}",
         header={

@@ -14,6 +14,7 @@ import numpy as np
 
 from vle_hw.cli_types import OUTPUT_FILE
 from vle_hw.errors import OutputExistsError, ReferenceSolveError, SpecError
+from vle_hw.spec import TIME_MIN
 
 
 def _omegas(text: str | None) -> list[float] | None:
@@ -49,6 +50,11 @@ def _window(window, t_stop: float) -> tuple[float, float]:
         raise SpecError(
             f"--window: need 0 <= T0 < T1, got T0 = {t0!r}, T1 = {t1!r}; fix: give "
             "a start and a later end in model time units, e.g. --window 0 10."
+        )
+    if t1 - t0 < TIME_MIN:
+        raise SpecError(
+            f"--window: T1 - T0 = {t1 - t0:.3g} is below {TIME_MIN:g} model time "
+            "units, the shortest time a spec can give; fix: choose a longer window."
         )
     if t1 - t0 < 1e-6 * t1:
         raise SpecError(
@@ -161,6 +167,7 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
     inputs against (1 + w^2 tau_m^2) / (1 + w^2 tau_r^2).
     """
     from vle_hw import gradients as G
+    from vle_hw.circuit import check_step_budget
     from vle_hw.cli import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NGSPICE, _fail, _load
     from vle_hw.network import build_network
     from vle_hw.outputs import (
@@ -189,6 +196,7 @@ def gradients(spec, window, params, check_fd, with_alignment, omegas, json_path,
             check_writable([Path(json_path)], force)
         inputs, targets = build_inputs(parsed), build_targets(parsed)
         G._check_target(network, targets)
+        check_step_budget(parsed, network, inputs, span=t1, shorten="--window T1")
         out.update(spec=parsed.name, window=[t0, t1], complete=False)
 
         # --- state at T0 and the exact gradient -----------------------------------

@@ -37,6 +37,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from vle_hw import __version__
+from vle_hw.circuit import check_step_budget
 from vle_hw.errors import SpecError, VleLimitationWarning
 from vle_hw.network import Network, build_network
 from vle_hw.outputs import check_not_inputs, check_writable, spec_inputs, write_atomic
@@ -437,16 +438,17 @@ def train(
     inputs = build_inputs(spec)
     targets = build_targets(spec)
     _check_learns(spec, network, spice)
+    check_step_budget(spec, network, inputs)
     for name, value in (
         ("every", every),
         ("chunk", chunk),
         ("window", window),
-        ("adjoint_window", adjoint_window),
+        ("--adjoint-window", adjoint_window),
     ):
         if value is not None and not (0 < value <= t_stop):
             raise SpecError(
                 f"{name} = {value!r} must be > 0 and <= the run length {t_stop:g}; "
-                f"fix: give a {name} inside the run."
+                f"fix: give {name} a value inside the run."
             )
     every = every or t_stop / CURVE_POINTS
     chunk = chunk or t_stop / CHUNKS

@@ -68,6 +68,7 @@ NonNegative = Annotated[float, Field(ge=0)]
 # reference or stalls ngspice. A phase beyond PHASE_MAX loses the precision of
 # sin(omega t + phase); reduce it modulo 2 pi.
 TIME_MIN, TIME_MAX = 1e-9, 1e9
+OMEGA_MIN, OMEGA_MAX = 1e-9, 1e9  # rad per unit: 1 / TIME_MAX to 1 / TIME_MIN
 VALUE_MAX = 1e6
 PHASE_MAX = 1e3
 T_STOP_MIN_SEC = 1e-15  # ngspice stops at t = 0 on a run of 1e-20 s
@@ -226,7 +227,7 @@ class Sines(_Model):
     kind: Literal["sines"]
     amplitudes: Annotated[list[Value], Field(min_length=1, max_length=64)]
     omegas: Annotated[
-        list[Annotated[float, Field(ge=1 / TIME_MAX, le=1 / TIME_MIN)]],
+        list[Annotated[float, Field(ge=OMEGA_MIN, le=OMEGA_MAX)]],
         Field(min_length=1, max_length=64),
     ]
     phases: list[Annotated[float, Field(ge=-PHASE_MAX, le=PHASE_MAX)]] | None = None
@@ -479,12 +480,14 @@ def _check_network(spec: Spec) -> None:
     for index, layer in enumerate(net.layers):
         _per_neuron(layer.tau_m, layer.size, f"network.layers[{index}].tau_m")
         _per_neuron(layer.tau_r, layer.size, f"network.layers[{index}].tau_r")
-    neurons = sum(sizes[1:])
-    synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    copies = 2 if spec.teacher is not None else 1  # a teacher has the same layers
+    neurons = copies * sum(sizes[1:])
+    synapses = copies * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     if neurons > MAX_NEURONS or synapses > MAX_SYNAPSES:
+        who = "student and teacher" if copies == 2 else "student"
         raise ValueError(
-            f"network.layers: {neurons} neurons and {synapses} synapses (each "
-            f"layer's size: {sizes[1:]}, after network.inputs = {net.inputs}), "
+            f"network.layers: {neurons} neurons and {synapses} synapses ({who}; "
+            f"each layer's size: {sizes[1:]}, after network.inputs = {net.inputs}), "
             f"above the limit of {MAX_NEURONS} neurons and {MAX_SYNAPSES} synapses "
             "that the ODE reference and an ngspice deck can handle; fix: "
             "use smaller layers"
@@ -982,8 +985,8 @@ class _SpecLoader(yaml.SafeLoader):
     """PyYAML's safe loader, without two YAML 1.1 surprises.
 
     ``1e-3`` is read as a number (YAML 1.1 reads it as text), ``010`` is not
-    octal, aliases are refused, and a repeated key is an error rather than a
-    silent overwrite.
+    octal, aliases and merge keys are refused, and a repeated key is an error
+    rather than a silent overwrite.
     """
 
     def compose_node(self, parent, index):
@@ -995,7 +998,13 @@ class _SpecLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
+                # A merge key would let one mapping set a key twice unseen.
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "merge keys (<<) are not allowed in a spec; write values out",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=deep)
             try:
                 repeated = key in seen
@@ -1431,12 +1440,23 @@ def read_csv_samples(path: str, field: str, channels: int) -> np.ndarray:
         raise SpecError(
             f"{where}: line {line} holds NaN or infinity; fix: finite numbers only."
         )
-    steps = np.diff(data[:, 0])
-    if np.any(steps <= 0):
-        line = numbered[2 + int(np.argmax(steps <= 0))][0]
+    limits = np.array([TIME_MAX] + [VALUE_MAX] * channels)
+    outside = np.abs(data) > limits
+    if np.any(outside):
+        row, column = np.argwhere(outside)[0]
+        kind = "a time" if column == 0 else "a value"
         raise SpecError(
-            f"{where}: line {line}: the time column must increase strictly; fix: "
-            "sort the rows by t and remove repeated times."
+            f"{where}: line {numbered[1 + row][0]}, column {column + 1}: "
+            f"{float(data[row, column])!r} is beyond the range of {kind} "
+            f"(|x| <= {limits[column]:g}); fix: rescale the column."
+        )
+    steps = np.diff(data[:, 0])
+    if np.any(steps < TIME_MIN):
+        line = numbered[2 + int(np.argmax(steps < TIME_MIN))][0]
+        raise SpecError(
+            f"{where}: line {line}: the time column must increase strictly, by at "
+            f"least {TIME_MIN:g} model units per row; fix: sort the rows by t and "
+            "remove repeated (or nearly repeated) times."
         )
     return data
 

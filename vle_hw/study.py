@@ -373,21 +373,21 @@ def _known_fields(loc: tuple) -> list[str]:
         info = model.model_fields.get(str(part))
         if info is None:
             break
-        inner = _model_of(info.annotation)
-        if inner is None:
+        inner = _models_of(info.annotation)
+        if not inner:
             break
-        model = inner
+        model = inner[0]
     return sorted(model.model_fields)
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    """Every section model an annotation may hold (each member of a union)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
+        found += [m for m in _models_of(arg) if m not in found]
+    return found
 
 
 # --- knobs ---------------------------------------------------------------------
@@ -468,18 +468,23 @@ def _check_knob(name: str, values: list, where: str, source: str, study) -> None
 
 
 def _spec_path_problem(parts: list[str]) -> str | None:
-    """Why a dotted path is not a field of the spec schema, or None."""
-    model: type[BaseModel] | None = Spec
+    """Why a dotted path is not a field of the spec schema, or None.
+
+    A union section (the input's kinds) accepts a field any of its members has;
+    the run's own validation then checks it against the kind the spec uses.
+    """
+    models: list[type[BaseModel]] = [Spec]
     walked = []
     for depth, part in enumerate(parts):
         key, index = _PATH_PART.fullmatch(part).groups()
-        if model is None:
+        if not models:
             return (
                 f"{'.'.join(walked)} is a value, not a section; fix: end the knob "
                 f"name at {'.'.join(walked)}."
             )
-        if key not in model.model_fields:
-            choices = sorted(model.model_fields)
+        having = [m for m in models if key in m.model_fields]
+        if not having:
+            choices = sorted({f for m in models for f in m.model_fields})
             hint = difflib.get_close_matches(key, choices, n=1)
             near = f"did you mean {hint[0]!r}? " if hint else ""
             scope = ".".join(walked) or "the spec"
@@ -493,9 +498,14 @@ def _spec_path_problem(parts: list[str]) -> str | None:
                 f"{scope} ({', '.join(choices)}){circuit}."
             )
         walked.append(part)
-        annotation = model.model_fields[key].annotation
-        model = _model_of(annotation)
-        if index is not None and model is None:
+        models = []
+        for model in having:
+            models += [
+                m
+                for m in _models_of(model.model_fields[key].annotation)
+                if m not in models
+            ]
+        if index is not None and not models:
             return f"{key} is not a list of sections; fix: drop [{index}]."
     return None
 
@@ -577,9 +587,15 @@ def _set_path(data: dict, parts: list[str], value: KnobValue, where: str) -> Non
         items = node.get(key)
         if not isinstance(items, list) or int(index) >= len(items):
             count = len(items) if isinstance(items, list) else 0
+            fix = (
+                f"an index below {count}"
+                if count
+                else f"write {key} out in the base spec first (the knob can only "
+                "change an entry that is there)"
+            )
             raise SpecError(
                 f"{where}: the base spec's {key} has {count} entries, so "
-                f"[{index}] does not exist; fix: an index below {count}."
+                f"[{index}] does not exist; fix: {fix}."
             )
         if last:
             items[int(index)] = value
@@ -692,9 +708,29 @@ def _run_spec(base_data, spec_knobs, corner, source, base_source, base_dir):
         if isinstance(gbw, int | float) and not isinstance(gbw, bool):
             opamp["gbw_hz"] = float(gbw) * (1.0 + corner.gbw_rel)
     shown = ", ".join(f"{k} = {v!r}" for k, v in spec_knobs.items()) or "no knobs"
-    spec = validate_spec_data(data, f"{source} (base {base_source} with {shown})")
+    where = f"{source} (base {base_source} with {shown})"
+    spec = validate_spec_data(data, where)
     _resolve_csv_paths(spec, base_dir, base_source)
+    _check_runnable(spec, where)
     return spec, reference_key(spec)
+
+
+def _check_runnable(spec: Spec, where: str) -> None:
+    """Refuse, before the first run, a spec whose every run would fail the same way."""
+    from vle_hw.circuit import check_step_budget
+    from vle_hw.network import build_network
+    from vle_hw.signals import build_inputs
+
+    if spec.network.eta_tau > 0:
+        raise SpecError(
+            f"{where}: network.eta_tau = {spec.network.eta_tau:g}: tau_m learning "
+            "is not in the circuit, and every study run simulates one; fix: set "
+            "network.eta_tau: 0."
+        )
+    try:
+        check_step_budget(spec, build_network(spec), build_inputs(spec))
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
 
 
 def reference_key(spec: Spec) -> str:
