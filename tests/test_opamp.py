@@ -6,6 +6,7 @@ of the circuit as drawn, and real ngspice (operating point, AC, transient).
 
 import json
 import math
+import re
 import shutil
 import subprocess
 
@@ -332,6 +333,7 @@ def test_lagline_opamp_level_every_signal_within_1e_2_at_100db_100mhz(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::vle_hw.components.ComponentWarning")  # read below
 def test_lagline_opamp_level_fails_at_1_mhz_gbw_and_warns_near_the_swing(tmp_path):
     spec = _lagline(tmp_path, 10.0, gbw_hz=1e6, swing_volt=0.15)
     out = tmp_path / "out"
@@ -402,5 +404,7 @@ def test_opamp_deck_warns_for_parts_outside_the_component_ranges():
     data = default_dict()
     data["components"] = {"r_max_ohm": 5e4}
     spec, text = spec_from(data)
-    with pytest.warns(ComponentWarning, match=r"rmem_l1_n0_e_l1_n0 .* = 1e\+06 ohm"):
+    with pytest.warns(ComponentWarning) as record:  # all of them, none leaks
         build_deck(spec, text, "opamp")
+    texts = [str(w.message) for w in record]
+    assert any(re.search(r"rmem_l1_n0_e_l1_n0 .* = 1e\+06 ohm", t) for t in texts)
