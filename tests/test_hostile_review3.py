@@ -150,7 +150,7 @@ def test_train_refuses_a_stiff_spec_up_front(tmp_path):
     _stiff(data)
     out = tmp_path / "out"
     result = _run("train", _write(tmp_path, data, "stiff.yaml"), "--out", out)
-    _input_error(result, "1.2e+10 time steps", "fix: shorten simulation.t_stop")
+    _input_error(result, "1.2e+10 time steps", "fix: shorten --t-stop")
     assert not out.exists()
 
 

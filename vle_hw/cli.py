@@ -9,7 +9,9 @@ Exit codes: 0 every signal within tolerance; 1 some signal out of tolerance;
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 import time
 import warnings
@@ -32,9 +34,21 @@ LEVEL_NAMES = ["behavioural", "opamp", "transistor"]
 
 
 def _load(spec_path: str | None):
+    """Load and check the spec; a path it names (a CSV file) that cannot be
+    used at all (a name too long, a symbolic-link loop) is a SpecError too."""
+    from vle_hw.outputs import failed_path, path_problem, shown
     from vle_hw.spec import load_spec
 
-    return load_spec(spec_path)
+    try:
+        return load_spec(spec_path)
+    except (OSError, RuntimeError) as exc:
+        reason = path_problem(exc)
+        if reason is None:
+            raise
+        raise SpecError(
+            f"spec {shown(str(spec_path))}: the file {shown(failed_path(exc))} "
+            f"it names (input.path or target.path) cannot be used: {reason}"
+        ) from None
 
 
 def _clean(text: str) -> str:
@@ -47,11 +61,139 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# errno values of a write to standard output that cannot go on
+_STREAM_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}
+
+
+def _stdout_broken() -> bool:
+    """True when what is buffered for standard output cannot be written."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    except ValueError:  # closed
+        return False
+    return False
+
+
+def _is_stdout(stream) -> bool:
+    if stream is sys.stdout or stream is sys.__stdout__:
+        return True
+    try:
+        return stream.fileno() == sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _stdout_write_failed(exc: OSError) -> bool:
+    """True when `exc` is a failed write to standard output (click.echo's
+    stream, or what is still buffered for it)."""
+    if exc.errno not in _STREAM_ERRNOS or exc.filename is not None:
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None and any(_is_stdout(v) for v in tb.tb_frame.f_locals.values()):
+        return True
+    return _stdout_broken()
+
+
+def _drop_stdout() -> None:
+    """Point standard output at the null device, so that the flush at exit
+    does not fail a second time (and print "Exception ignored ...")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test)
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
+def _stdout_failed(exc: OSError | None) -> None:
+    """Say that standard output cannot be written, and exit with status 2."""
+    _drop_stdout()
+    reason = (exc.strerror if exc is not None else None) or "the write failed"
+    if exc is not None and exc.errno == errno.EPIPE:
+        fix = "let the reading program read to the end, or redirect to a file"
+    else:
+        fix = "free space on the device it goes to, or redirect it elsewhere"
+    try:
+        click.echo(
+            f"error: cannot write to standard output: {reason}; fix: {fix}.",
+            err=True,
+        )
+    except OSError:
+        pass
+    sys.exit(EXIT_INPUT)
+
+
+def _given(args: list[str], failed: str) -> tuple[str, str]:
+    """The option of the command line and the value that led to the path
+    `failed` (the value itself, or a path inside or below it)."""
+
+    def matches(value: str) -> bool:
+        if not value or value.startswith("-"):
+            return False
+        if value == failed:
+            return True
+        full = os.path.abspath(value)
+        return failed == full or failed.startswith(full.rstrip(os.sep) + os.sep)
+
+    for index, token in enumerate(args):
+        name, equals, rest = token.partition("=")
+        if equals and name.startswith("-") and matches(rest):
+            return name, rest
+        if matches(token):
+            before = args[index - 1] if index else ""
+            return (before if before.startswith("-") else "argument"), token
+    return "path", failed
+
+
+class _Main(click.Group):
+    """The ``vle-hw`` group: turns what no command catches into one error line.
+
+    A path that cannot be used at all (a name longer than the file system
+    allows, a symbolic-link loop) and a standard output that cannot be written
+    (a full disk, a closed pipe) end with ``error: ...`` and status 2, not a
+    traceback.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["vle_hw.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        from vle_hw.outputs import failed_path, path_problem, shown
+
+        try:
+            result = super().invoke(ctx)
+        except SystemExit as exc:
+            if _stdout_broken():
+                if exc.code in (0, 1, None):  # nothing said yet: say it
+                    _stdout_failed(None)
+                _drop_stdout()  # an error was reported already
+            raise
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, OSError) and _stdout_write_failed(exc):
+                _stdout_failed(exc)
+            reason = path_problem(exc)
+            if reason is None:
+                raise
+            args = ctx.meta.get("vle_hw.args", [])
+            option, value = _given(args, failed_path(exc))
+            _fail(f"{option} {shown(value)}: {reason}", EXIT_INPUT)
+        if _stdout_broken():
+            _stdout_failed(None)
+        return result
+
+
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {_clean(str(message))}\n"
 
 
-@click.group()
+@click.group(cls=_Main)
 @click.version_option(package_name="vle_hw")
 @click.option(
     "-v", "--verbose", count=True, help="Log the tool's choices (-vv: debug)."
@@ -215,6 +357,8 @@ def verify(spec, out_dir, json_path, deck_path, trace_format, level, force) -> N
     except ReferenceSolveError as exc:
         _fail(f"the ODE reference failed: {exc}", EXIT_NGSPICE)
     except OSError as exc:
+        if _stdout_write_failed(exc):
+            _stdout_failed(exc)
         _fail(f"cannot write outputs: {exc}", EXIT_INPUT)
     except KeyboardInterrupt:
         _fail("interrupted; files written so far are kept.", EXIT_INTERRUPTED)

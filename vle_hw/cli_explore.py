@@ -92,12 +92,20 @@ def explore(study, out_dir, scheduler, workers, resume, force, dry_run) -> None:
     except OSError as exc:
         bar.close()
         where = exc.filename or out
-        _fail(
-            f"cannot write the study's results ({where}): {exc.strerror or exc}; "
-            f"every run finished before this is in {out / 'runs.jsonl'}; fix: free "
-            "space or make the folder writable, then run again with --resume.",
-            EXIT_INPUT,
+        journal = out / "runs.jsonl"
+        try:
+            kept = journal.stat().st_size > 0
+        except OSError:
+            kept = False
+        then = (
+            f"; every run finished before this is in {journal}; fix: free space "
+            "or make the folder writable, then run again with --resume."
+            if kept
+            else "; fix: free space or make the folder writable, or choose "
+            "another --out."
         )
+        reason = exc.strerror or exc
+        _fail(f"cannot write the study's results ({where}): {reason}{then}", EXIT_INPUT)
     except (NgspiceMissingError, NgspiceRunError) as exc:
         bar.close()
         _fail(str(exc), EXIT_NGSPICE)

@@ -109,9 +109,11 @@ def summary_lines(plan: ComponentPlan) -> list[str]:
 
 def _distinct_outputs(outputs: list[tuple[Path, str]]) -> None:
     """Refuse two of --csv/--json/--md naming one file (one would be lost)."""
+    from vle_hw.outputs import resolved
+
     seen: dict[Path, str] = {}
     for path, kind in outputs:
-        other = seen.setdefault(path.resolve(), kind)
+        other = seen.setdefault(resolved(path, f"--{kind}"), kind)
         if other != kind:
             raise OutputExistsError(
                 f"--{other} and --{kind} both name {path}; one plan would "

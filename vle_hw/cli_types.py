@@ -30,6 +30,7 @@ class OutputFile(click.ParamType):
         if not text.strip():
             self.fail("an empty path; give a file name", param, ctx)
         _control_free(text, param, ctx, self)
+        _usable(text, param, ctx, self)
         if text.endswith(("/", "\\")) or Path(text).is_dir():
             self.fail(
                 f"{text!r} names a folder; give the path of a file inside it",
@@ -37,6 +38,18 @@ class OutputFile(click.ParamType):
                 ctx,
             )
         return text
+
+
+def _usable(text: str, param, ctx, kind: click.ParamType) -> None:
+    """Fail on a path the system cannot even look up (too long, a link loop)."""
+    from vle_hw.outputs import path_problem
+
+    try:
+        Path(text).exists()
+        Path(text).resolve()
+    except (OSError, RuntimeError) as exc:
+        problem = path_problem(exc, Path(text))
+        kind.fail(problem or f"{text!r} cannot be used ({exc})", param, ctx)
 
 
 class OutputFolder(click.ParamType):
@@ -49,6 +62,7 @@ class OutputFolder(click.ParamType):
         if not text.strip():
             self.fail("an empty path; give a folder name, e.g. out", param, ctx)
         _control_free(text, param, ctx, self)
+        _usable(text, param, ctx, self)
         if Path(text).exists() and not Path(text).is_dir():
             self.fail(f"{text!r} is a file; give a folder", param, ctx)
         return text

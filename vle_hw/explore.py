@@ -61,6 +61,7 @@ from vle_hw.study import RunTask, Study
 log = logging.getLogger(__name__)
 
 JOURNAL = "runs.jsonl"
+FIGURES = "[0-9][0-9]_*.png"  # the names study_report.study_figures gives
 LOG_TAIL_LINES = 60
 STUDENT_CLASSES_SKIP = ("teacher", "x", "y")
 
@@ -399,16 +400,20 @@ def run_study(
     """
     paths = StudyPaths(out_dir)
     _check_inputs(study, paths)
-    with _StudyLock(paths):
+    with _StudyLock(paths) as lock:
+        try:
+            done = _prepare(study, paths, resume, force)
+        except BaseException:
+            lock.discard()  # a refused start leaves no lock file or new folder
+            raise
         return _run_locked(
-            study, paths, scheduler, workers, resume, force, on_progress, figures
+            study, paths, scheduler, workers, resume, done, on_progress, figures
         )
 
 
-def _run_locked(study, paths, scheduler, workers, resume, force, on_progress, figures):
+def _run_locked(study, paths, scheduler, workers, resume, done, on_progress, figures):
     from vle_hw.runner import find_ngspice_library
 
-    done = _prepare(study, paths, resume, force)
     find_ngspice_library()  # fail before starting a cluster
     pending = [task for task in study.runs if task.run_id not in done]
     progress = Progress(total=len(study.runs), skipped=len(done))
@@ -549,8 +554,7 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
     # failed, e.g. an unreachable scheduler) holds nothing to protect.
     has_results = (
         _journal_has_rows(paths.journal)
-        or paths.csv.exists()
-        or paths.json.exists()
+        or any(p.exists() for p in _result_files(paths))
         or (paths.meta.exists() and (old or {}).get("study_hash") != study.study_hash)
     )
     if has_results and resume:
@@ -575,9 +579,12 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
         write_atomic(paths.journal, text)
         return rows
     if has_results and not force:
+        found = [p for p in [paths.journal, *_result_files(paths)] if p.exists()]
+        named = ", ".join(str(p) for p in found[:4]) + (" ..." if found[4:] else "")
         raise OutputExistsError(
-            f"{paths.out_dir} holds the results of an earlier study; fix: pass "
-            "--resume to finish it, --force to start over, or another --out."
+            f"{paths.out_dir} holds the results of an earlier study"
+            f"{f' ({named})' if named else ''}; fix: pass --resume to finish it, "
+            "--force to start over, or another --out."
         )
     paths.out_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(paths.out_dir, os.W_OK):
@@ -585,16 +592,27 @@ def _prepare(study: Study, paths: StudyPaths, resume: bool, force: bool) -> dict
     if force:
         # the earlier study's files go, and only those: its table, journal,
         # summary, run logs and figures (by the names this module gives them)
-        stale = [paths.journal, paths.csv, paths.json, paths.timings]
-        stale.append(paths.out_dir / "summary.json")
-        stale += paths.logs.glob("run_[0-9]*.log")
-        stale += paths.figures.glob("[0-9][0-9]_*.png")
-        for old in stale:
+        for old in [paths.journal, *_result_files(paths)]:
             old.unlink(missing_ok=True)
     from vle_hw.outputs import write_atomic
 
     write_atomic(paths.meta, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return {}
+
+
+def _result_files(paths: StudyPaths) -> list[Path]:
+    """The files a study writes besides its journal and study.json, as they
+    are now in the folder: tables, timings, summary, run logs and figures (by
+    the names this module and study_report give them). The reference cache
+    is not among them: it is only read back for the same model (its name is
+    the model's hash)."""
+    files = [paths.csv, paths.json, paths.timings, paths.out_dir / "summary.json"]
+    for folder, pattern in ((paths.logs, "run_[0-9]*.log"), (paths.figures, FIGURES)):
+        try:
+            files += sorted(folder.glob(pattern))
+        except OSError:  # not a folder, or not readable: nothing of ours there
+            continue
+    return files
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -666,20 +684,20 @@ def _read_timings(path: Path) -> dict[int, dict]:
 def _check_inputs(study: Study, paths: StudyPaths) -> None:
     """No output of the study may be one of its inputs (the study file, the
     base spec, a CSV a run reads), even with --force."""
-    from vle_hw.outputs import spec_inputs
+    from vle_hw.outputs import resolved, spec_inputs
 
-    inputs = {Path(study.source).resolve()}
+    inputs = {resolved(Path(study.source), "study file")}
     if study.base_source != "(default)":
-        inputs.add(Path(study.base_source).resolve())
+        inputs.add(resolved(Path(study.base_source), "base spec"))
     for spec in {id(task.spec): task.spec for task in study.runs}.values():
-        inputs.update(p.resolve() for p in spec_inputs(None, spec))
-    out = paths.out_dir.resolve()
+        inputs.update(resolved(p, "input file") for p in spec_inputs(None, spec))
+    out = resolved(paths.out_dir, "results folder (--out)")
     files = {
-        p.resolve()
+        resolved(p)
         for p in (paths.journal, paths.csv, paths.json, paths.timings, paths.meta)
     }
-    files |= {(out / "summary.json").resolve(), (out / _StudyLock.NAME).resolve()}
-    folders = [p.resolve() for p in (paths.logs, paths.references, paths.figures)]
+    files |= {resolved(out / "summary.json"), resolved(out / _StudyLock.NAME)}
+    folders = [resolved(p) for p in (paths.logs, paths.references, paths.figures)]
     for path in sorted(inputs):
         if path in files or any(path.is_relative_to(f) for f in folders):
             raise OutputExistsError(
@@ -695,7 +713,9 @@ class _StudyLock:
 
     Two studies writing one folder would replace each other's journal (its
     lines would go to a file that is no longer there) and run every run twice.
-    The lock file stays; the lock ends with the process, even on a kill.
+    The lock file stays; the lock ends with the process, even on a kill. A
+    start that is refused (:meth:`discard`) leaves neither the lock file nor a
+    folder it created.
     """
 
     NAME = ".explore.lock"
@@ -703,6 +723,7 @@ class _StudyLock:
     def __init__(self, paths: StudyPaths):
         self.paths = paths
         self.handle = None
+        self.made: list[Path] = []  # folders and lock file this start created
 
     def __enter__(self):
         import fcntl
@@ -710,14 +731,22 @@ class _StudyLock:
         out = self.paths.out_dir
         if out.exists() and not out.is_dir():
             raise OutputExistsError(f"{out} exists and is not a folder.")
-        out.mkdir(parents=True, exist_ok=True)
-        self.handle = open(out / self.NAME, "a+", encoding="utf-8")  # noqa: SIM115
+        self._make_folder(out)
+        lock = out / self.NAME
+        if not lock.exists():
+            self.made.append(lock)
+        try:
+            self.handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            self.discard()
+            raise _cannot_create(out, exc, what="write in") from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.handle.seek(0)
             holder = self.handle.read().strip() or "unknown"
             self.handle.close()
+            self.handle = None
             raise OutputExistsError(
                 f"another vle-hw explore (pid {holder}) is writing {out}; fix: "
                 "wait until it ends (then --resume if it was stopped), or give "
@@ -729,9 +758,56 @@ class _StudyLock:
         self.handle.flush()
         return self
 
+    def _make_folder(self, out: Path) -> None:
+        """Create `out` and its missing parents, remembering which were new."""
+        missing = [p for p in [out, *out.parents] if not p.exists()]
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.made = [p for p in reversed(missing) if p.is_dir()]
+            self.discard()
+            raise _cannot_create(out, exc) from None
+        self.made = list(reversed(missing))
+
+    def discard(self) -> None:
+        """Remove what this start created (lock file, new empty folders), for
+        a start that was refused: the user's folder is left as it was."""
+        for path in reversed(self.made):
+            try:
+                if path.is_dir():
+                    path.rmdir()  # only when empty
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                break  # not empty (or not ours to remove): keep it and its parents
+        self.made = []
+
     def __exit__(self, *exc):
-        self.handle.close()  # releases the lock
+        if self.handle is not None:
+            self.handle.close()  # releases the lock
         return False
+
+
+def _cannot_create(out: Path, exc: OSError, what: str = "create") -> SpecError:
+    """The error for a results folder that cannot be made or written at all."""
+    from vle_hw.outputs import UnusablePathError, path_problem
+
+    reason = path_problem(exc, out)
+    if reason is None:
+        ancestor = out
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            why = f"{ancestor} is a file, not a folder"
+        elif not os.access(ancestor, os.W_OK):
+            why = f"{ancestor} is not writable ({exc.strerror or exc})"
+        else:
+            why = f"the system refused to make it in {ancestor} ({exc.strerror or exc})"
+        reason = (
+            f"{why}; fix: give --out a folder in a place you can write (e.g. "
+            "under your home folder or the current folder)."
+        )
+    return UnusablePathError(f"cannot {what} the results folder {out}: {reason}")
 
 
 def _run_pending(client, study, pending, paths, rows, timings, progress, on_progress):

@@ -47,6 +47,7 @@ from vle_hw.reference import (
     ReferenceStopped,
     simulate_reference,
 )
+from vle_hw.runner import run_files
 from vle_hw.signals import build_inputs, build_targets
 from vle_hw.spec import (
     OrnsteinUhlenbeck,
@@ -97,7 +98,7 @@ class TrainPaths:
     def files(self, spice: bool) -> list[Path]:
         files = [self.json, self.figure]
         if spice:
-            files += [self.deck, self.ngspice_dir / "ngspice.log"]
+            files += [self.deck, *run_files(self.ngspice_dir)]
         return files
 
 
@@ -438,7 +439,6 @@ def train(
     inputs = build_inputs(spec)
     targets = build_targets(spec)
     _check_learns(spec, network, spice)
-    check_step_budget(spec, network, inputs)
     for name, value in (
         ("every", every),
         ("chunk", chunk),
@@ -458,6 +458,7 @@ def train(
     else:
         window_reason = "given by the caller"
     _check_sizes(t_stop, every, chunk, window, adjoint_window)
+    check_step_budget(spec, network, inputs, shorten="--t-stop (simulation.t_stop)")
     paths = TrainPaths.default(out_dir, spec.name)
     check_not_inputs(paths.files(spice), spec_inputs(None, spec))
     deck = None

@@ -7,6 +7,7 @@ truncated one.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -14,7 +15,108 @@ from pathlib import Path
 
 import numpy as np
 
-from vle_hw.errors import OutputExistsError
+from vle_hw.errors import OutputExistsError, SpecError
+
+NAME_MAX = 255  # bytes in one file or folder name on Linux file systems
+
+
+class UnusablePathError(SpecError):
+    """A path cannot be used at all: a name longer than the file system allows,
+    a path through a symbolic-link loop. The message names the path and the
+    fix; the CLI exits with status 2."""
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """`text` quoted, shortened in the middle when it is longer than `limit`."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"'{text[: limit // 2]}...{text[-limit // 4 :]}' ({len(text)} characters)"
+
+
+def path_problem(exc: BaseException, path: Path | str | None = None) -> str | None:
+    """Why `exc` means that `path` cannot be used at all, with the fix; None
+    when `exc` is another failure (a missing file, a permission, a full disk).
+
+    Covers a name longer than the file system allows (ENAMETOOLONG) and a
+    symbolic-link loop (ELOOP, or the RuntimeError of ``Path.resolve`` on
+    Python < 3.13).
+    """
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):
+        loop = True
+    elif isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+        loop = exc.errno == errno.ELOOP
+    else:
+        return None
+    target = Path(path if path is not None else failed_path(exc))
+    if loop:
+        link = _first_loop(target)
+        where = f" at {shown(str(link))}" if link is not None else ""
+        return (
+            f"it runs into a symbolic-link loop{where}; fix: remove or repoint "
+            "that link, or choose another path."
+        )
+    long = _long_names(target)
+    if long:
+        which = "" if long[0] == str(target) else f" {shown(long[0])} in it"
+        return (
+            f"the name{which} is {len(os.fsencode(long[0]))} bytes long, more "
+            f"than the file system allows ({NAME_MAX}); fix: choose a shorter "
+            "file or folder name."
+        )
+    return (
+        "the path is longer than the system allows; fix: choose a shorter path "
+        "(or work from a folder nearer to it)."
+    )
+
+
+def _long_names(path: Path) -> list[str]:
+    return [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+
+
+def failed_path(exc: BaseException) -> str:
+    """The path an OSError, or the RuntimeError of a symbolic-link loop, names."""
+    name = getattr(exc, "filename", None)
+    if name is not None:
+        return os.fsdecode(name)
+    quoted = str(exc).partition(" from ")[2]
+    return quoted[1:-1] if quoted[:1] in "'\"" and len(quoted) > 1 else quoted
+
+
+def _first_loop(path: Path) -> Path | None:
+    """The first part of `path` that is a symbolic-link loop, if any."""
+    for part in [*reversed(path.parents), path]:
+        try:
+            os.stat(part)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return part
+    return None
+
+
+def resolved(path: Path, what: str = "output path") -> Path:
+    """`path` made absolute with its links followed (it need not exist).
+
+    Raises
+    ------
+    UnusablePathError
+        For a name too long or a symbolic-link loop, naming `what`, the path
+        and the fix.
+    """
+    if _long_names(path):  # refused even below a folder that does not exist
+        reason = path_problem(OSError(errno.ENAMETOOLONG, "File name too long"), path)
+        raise UnusablePathError(f"{what} {shown(str(path))}: {reason}")
+    try:
+        absolute = path.resolve()
+        try:
+            os.stat(absolute)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # an output not written yet, or a path through a file
+    except (OSError, RuntimeError) as exc:
+        reason = path_problem(exc, path)
+        if reason is None:
+            raise
+        raise UnusablePathError(f"{what} {shown(str(path))}: {reason}") from None
+    return absolute
 
 
 def check_writable(paths: list[Path], force: bool) -> None:
@@ -28,15 +130,27 @@ def check_writable(paths: list[Path], force: bool) -> None:
     ------
     OutputExistsError
         For an existing output, naming every one and the ``--force`` fix.
+    UnusablePathError
+        For a name too long or a path through a symbolic-link loop.
     OSError
         For a path that cannot be written, with the reason.
     """
-    resolved = [p.resolve() for p in paths]
-    if len(set(resolved)) != len(resolved):
+    absolute = [resolved(p) for p in paths]
+    first: dict[Path, int] = {}
+    for index, (path, key) in enumerate(zip(paths, absolute, strict=True)):
+        other = paths[first.setdefault(key, index)]
+        if first[key] == index:
+            continue
+        if str(other) == str(path):
+            raise OutputExistsError(
+                f"two outputs would be written to the same file {path} (two "
+                "output options name it, or one names a file this run writes "
+                "itself, e.g. in <out>/ngspice/); fix: give each output option "
+                "its own path."
+            )
         raise OutputExistsError(
-            "two outputs would be written to the same file "
-            f"({', '.join(map(str, paths))}); give each output option its own "
-            "path."
+            f"two outputs would be written to the same file ({other} and "
+            f"{path}); give each output option its own path."
         )
     for path in paths:
         if path.exists() and not path.is_file():
@@ -65,10 +179,12 @@ def check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
     ------
     OutputExistsError
         Naming the output and the input it would replace.
+    UnusablePathError
+        For a name too long or a path through a symbolic-link loop.
     """
-    kept = {p.resolve() for p in inputs}
+    kept = {resolved(p, "input file") for p in inputs}
     for path in outputs:
-        if path.resolve() in kept:
+        if resolved(path) in kept:
             raise OutputExistsError(
                 f"output {path} is an input of this run (the spec or a CSV it "
                 "names); inputs are never overwritten, even with --force; fix: "

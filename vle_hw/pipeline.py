@@ -22,7 +22,7 @@ from vle_hw.network import build_network, network_graph
 from vle_hw.outputs import check_writable, npz_bytes, write_atomic
 from vle_hw.reference import ReferenceStopped, simulate_reference
 from vle_hw.report import verify_figure
-from vle_hw.runner import find_ngspice_library, start_run
+from vle_hw.runner import find_ngspice_library, run_files, start_run
 from vle_hw.signals import build_inputs, build_targets
 from vle_hw.spec import MAX_TABLE_POINTS, Spec, spec_hash
 from vle_hw.transistor import plan_transistor
@@ -150,12 +150,14 @@ class VerifyPaths:
         )
 
     def files(self) -> list[Path]:
+        """The outputs, and every file the ngspice run creates or deletes in
+        `ngspice_dir` (so that none of them is an input or a user's file)."""
         return [
             self.deck,
             self.traces,
             self.json,
             self.figure,
-            self.ngspice_dir / "ngspice.log",
+            *run_files(self.ngspice_dir),
         ]
 
 

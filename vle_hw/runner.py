@@ -41,6 +41,8 @@ OPAMP_MARK = ".subckt vle_opamp "  # the op-amp level's macromodel in a deck
 MOS_MARK = ".subckt vle_mos_"  # the transistor level's cells in a deck
 _HARMLESS_STDERR = ("stderr Checking parameters for BSIM",)
 _HANDOFF = ("status.json", "status.json.part", "vectors.npz", "job.json")
+# BSIM3 (the transistor level) writes its parameter check beside the log.
+_BSIM_LOG = "b3v33check.log"
 # Below this much free space a worker that did not report is taken to have
 # failed on a full disk rather than to have crashed.
 _FULL_DISK_BYTES = 1 << 20
@@ -368,6 +370,16 @@ def _diagnose(log_lines: list[str], deck_text: str = "") -> str:
             "tau_r / tau_m)"
         )
     return f"Likely causes: {'; '.join(causes)}. " if causes else ""
+
+
+def run_files(out_dir: Path) -> list[Path]:
+    """Every file a run in `out_dir` creates, replaces or deletes there.
+
+    A caller that writes into a folder the user chose checks these like its
+    own outputs (existing ones only with ``--force``; never an input), since
+    :func:`start_run` removes stale hand-off files and ngspice writes the rest.
+    """
+    return [out_dir / name for name in ("ngspice.log", *_HANDOFF, _BSIM_LOG)]
 
 
 def start_run(

@@ -1354,8 +1354,22 @@ def _resolve_csv_paths(spec: Spec, base: Path, source: str) -> None:
         if not isinstance(item, CsvSamples):
             continue
         given = item.path
-        if not Path(given).is_absolute():
-            item.path = str((base / given).resolve())
+        try:
+            if not Path(given).is_absolute():
+                item.path = str((base / given).resolve())
+            Path(item.path).exists()
+        except (OSError, RuntimeError) as exc:
+            from vle_hw.outputs import path_problem
+
+            problem = path_problem(exc, Path(given))
+            if problem is None:
+                raise SpecError(
+                    f"{source}: {field}.path = {given!r} cannot be used ({exc}); "
+                    "fix: check the path."
+                ) from None
+            raise SpecError(
+                f"{source}: {field}.path = {given!r} cannot be used: {problem}"
+            ) from None
         if Path(item.path).exists() and not Path(item.path).is_file():
             raise SpecError(
                 f"{source}: {field}.path = {given!r} is not a regular file (a "
