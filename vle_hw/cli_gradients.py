@@ -51,16 +51,16 @@ def _window(window, t_stop: float) -> tuple[float, float]:
             f"--window: need 0 <= T0 < T1, got T0 = {t0!r}, T1 = {t1!r}; fix: give "
             "a start and a later end in model time units, e.g. --window 0 10."
         )
-    if t1 - t0 < TIME_MIN:
-        raise SpecError(
-            f"--window: T1 - T0 = {t1 - t0:.3g} is below {TIME_MIN:g} model time "
-            "units, the shortest time a spec can give; fix: choose a longer window."
-        )
     if t1 - t0 < 1e-6 * t1:
         raise SpecError(
             f"--window: T1 - T0 = {t1 - t0:.3g} is below a millionth of T1 = {t1!r}, "
             "too short a window to integrate over; fix: choose a window of at least "
             f"{1e-6 * t1:.3g} model time units."
+        )
+    if t1 - t0 < TIME_MIN:
+        raise SpecError(
+            f"--window: T1 - T0 = {t1 - t0:.3g} is below {TIME_MIN:g} model time "
+            "units, the shortest time a spec can give; fix: choose a longer window."
         )
     if t1 > t_stop:
         raise SpecError(
