@@ -392,5 +392,5 @@ def test_train_refuses_an_adjoint_window_outside_the_run(tmp_path):
             + ["--adjoint-window", bad, "--out", str(tmp_path / "o")],
         )
         assert result.exit_code == 2, (bad, result.output)
-        assert "adjoint_window" in result.output
+        assert "--adjoint-window" in result.output
         assert not (tmp_path / "o").exists()
