@@ -222,6 +222,10 @@ def check_step_budget(
     SpecError
         If span / max step exceeds :data:`MAX_STEPS`, naming the rule and the fix.
     """
+    # LIMITATION(circuit): the count is span / max step, an upper bound on the
+    #   step size only. Consequence: ngspice can take far more (smaller) steps
+    #   than estimated (taus of 1e9 at 1e3 s per unit crawl); such a run ends at
+    #   simulation.timeout_sec with exit 3. Issue #6 note.
     span = spec.simulation.t_stop if span is None else span
     step, how = max_step(spec, network, inputs)
     steps = span / step

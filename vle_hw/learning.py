@@ -458,6 +458,9 @@ def train(
     else:
         window_reason = "given by the caller"
     _check_sizes(t_stop, every, chunk, window, adjoint_window)
+    # LIMITATION(learning): train has no wall-clock limit (simulation.timeout_sec
+    #   is verify's); the step budget is its only bound. Consequence: a run inside
+    #   the budget can still take hours on a large network. Issue #6 note.
     check_step_budget(spec, network, inputs, shorten="--t-stop (simulation.t_stop)")
     paths = TrainPaths.default(out_dir, spec.name)
     check_not_inputs(paths.files(spice), spec_inputs(None, spec))
