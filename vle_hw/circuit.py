@@ -204,6 +204,19 @@ def max_step(spec: Spec, network: Network, inputs: list[Signal]) -> tuple[float,
     return step, how
 
 
+def check_tau_m_fixed(eta_tau: float) -> None:
+    """Refuse tau_m learning for a circuit: the decks hold tau_m fixed."""
+    if eta_tau > 0:
+        # LIMITATION(circuit): the behavioural deck has fixed membrane time
+        #   constants. Consequence: tau_m learning runs in the ODE reference only.
+        raise SpecError(
+            f"network.eta_tau = {eta_tau:g}: tau_m learning is not in the "
+            "circuit (the behavioural deck has fixed tau_m); fix: set "
+            "network.eta_tau: 0 for netlist, verify, explore and train --spice, or "
+            "run train without --spice."
+        )
+
+
 def check_step_budget(
     spec: Spec,
     network: Network,

@@ -34,21 +34,9 @@ LEVEL_NAMES = ["behavioural", "opamp", "transistor"]
 
 
 def _load(spec_path: str | None):
-    """Load and check the spec; a path it names (a CSV file) that cannot be
-    used at all (a name too long, a symbolic-link loop) is a SpecError too."""
-    from vle_hw.outputs import failed_path, path_problem, shown
     from vle_hw.spec import load_spec
 
-    try:
-        return load_spec(spec_path)
-    except (OSError, RuntimeError) as exc:
-        reason = path_problem(exc)
-        if reason is None:
-            raise
-        raise SpecError(
-            f"spec {shown(str(spec_path))}: the file {shown(failed_path(exc))} "
-            f"it names (input.path or target.path) cannot be used: {reason}"
-        ) from None
+    return load_spec(spec_path)
 
 
 def _clean(text: str) -> str:

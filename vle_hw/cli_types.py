@@ -42,14 +42,14 @@ class OutputFile(click.ParamType):
 
 def _usable(text: str, param, ctx, kind: click.ParamType) -> None:
     """Fail on a path the system cannot even look up (too long, a link loop)."""
-    from vle_hw.outputs import path_problem
+    from vle_hw.outputs import UnusablePathError, resolved
 
     try:
-        Path(text).exists()
-        Path(text).resolve()
-    except (OSError, RuntimeError) as exc:
-        problem = path_problem(exc, Path(text))
-        kind.fail(problem or f"{text!r} cannot be used ({exc})", param, ctx)
+        resolved(Path(text))  # both types are outputs
+    except UnusablePathError as exc:
+        kind.fail(str(exc), param, ctx)
+    except OSError as exc:
+        kind.fail(f"{text!r} cannot be used ({exc})", param, ctx)
 
 
 class OutputFolder(click.ParamType):

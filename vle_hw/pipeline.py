@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vle_hw import __version__, transistor
-from vle_hw.circuit import CircuitPlan, plan_behavioural
+from vle_hw.circuit import CircuitPlan, check_tau_m_fixed, plan_behavioural
 from vle_hw.compare import Comparison, compare
 from vle_hw.errors import NgspiceRunError, SpecError
 from vle_hw.netlist import Deck, write_deck
@@ -80,15 +80,7 @@ def _deck(
     `transform`, if given, rewrites the plan before it is written (a study's
     mismatch, leakage, quantisation and noise: :func:`vle_hw.perturb.perturb_plan`).
     """
-    if network.eta_tau > 0:
-        # LIMITATION(circuit): the behavioural deck has fixed membrane time
-        #   constants. Consequence: tau_m learning runs in the ODE reference only.
-        raise SpecError(
-            f"network.eta_tau = {network.eta_tau:g}: tau_m learning is not in the "
-            "circuit (the behavioural deck has fixed tau_m); fix: set "
-            "network.eta_tau: 0 for netlist, verify and train --spice, or run "
-            "train without --spice."
-        )
+    check_tau_m_fixed(network.eta_tau)
     tables = sum(
         len(sig.source.times)
         for sig in inputs + (targets or [])

@@ -1348,28 +1348,26 @@ def read_user_file(
 
 
 def _resolve_csv_paths(spec: Spec, base: Path, source: str) -> None:
+    from vle_hw.outputs import resolved
+
     items = spec.input if isinstance(spec.input, list) else [spec.input]
     fields = ["input"] * len(items) + ["target"]
     for field, item in zip(fields, [*items, spec.target], strict=True):
         if not isinstance(item, CsvSamples):
             continue
         given = item.path
-        try:
-            if not Path(given).is_absolute():
-                item.path = str((base / given).resolve())
-            Path(item.path).exists()
-        except (OSError, RuntimeError) as exc:
-            from vle_hw.outputs import path_problem
-
-            problem = path_problem(exc, Path(given))
-            if problem is None:
-                raise SpecError(
-                    f"{source}: {field}.path = {given!r} cannot be used ({exc}); "
-                    "fix: check the path."
-                ) from None
+        relative = not Path(given).is_absolute()
+        try:  # a name too long or a link loop is refused here, naming the field
+            absolute = resolved(
+                base / given if relative else Path(given), f"{source}: {field}.path ="
+            )
+        except OSError as exc:
             raise SpecError(
-                f"{source}: {field}.path = {given!r} cannot be used: {problem}"
+                f"{source}: {field}.path = {given!r} cannot be used ({exc}); "
+                "fix: check the path."
             ) from None
+        if relative:
+            item.path = str(absolute)
         if Path(item.path).exists() and not Path(item.path).is_file():
             raise SpecError(
                 f"{source}: {field}.path = {given!r} is not a regular file (a "

@@ -717,17 +717,12 @@ def _run_spec(base_data, spec_knobs, corner, source, base_source, base_dir):
 
 def _check_runnable(spec: Spec, where: str) -> None:
     """Refuse, before the first run, a spec whose every run would fail the same way."""
-    from vle_hw.circuit import check_step_budget
+    from vle_hw.circuit import check_step_budget, check_tau_m_fixed
     from vle_hw.network import build_network
     from vle_hw.signals import build_inputs
 
-    if spec.network.eta_tau > 0:
-        raise SpecError(
-            f"{where}: network.eta_tau = {spec.network.eta_tau:g}: tau_m learning "
-            "is not in the circuit, and every study run simulates one; fix: set "
-            "network.eta_tau: 0."
-        )
     try:
+        check_tau_m_fixed(spec.network.eta_tau)
         check_step_budget(spec, build_network(spec), build_inputs(spec))
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
